@@ -1,0 +1,168 @@
+"""Event envelopes and the events two or more services read (see ../shared/CONTRACT.md).
+
+Inbound events accept and ignore unknown fields; outbound events carry `event_id`, `type`,
+`occurred_at`, `case_id` and `causation_id`. Field names here are the contract: add, never rename.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+# Topics (fixed by the contract).
+COMPLAINTS = "helpdesk.complaints.v1"
+CASE_ACTIVITY = "helpdesk.case-activity.v1"
+COMPENSATION_APPROVALS = "helpdesk.compensation-approvals.v1"
+CLASSIFIED = "helpdesk.complaints.classified.v1"
+REJECTED = "helpdesk.complaints.rejected.v1"
+SLA = "helpdesk.sla.v1"
+COMPENSATION = "helpdesk.compensation.v1"
+FOLLOWUPS = "helpdesk.followups.v1"
+ALL_TOPICS = (COMPLAINTS, CASE_ACTIVITY, COMPENSATION_APPROVALS, CLASSIFIED, REJECTED, SLA, COMPENSATION, FOLLOWUPS)
+
+MAX_RECORD_BYTES = 1024 * 1024
+
+
+def _sane_instant(value: datetime) -> datetime:
+    # A CRM clock off by centuries is a bug upstream, not a deadline to arm.
+    if not 2000 <= value.year <= 2200:
+        raise ValueError("timestamp year must be between 2000 and 2200")
+    return value.astimezone(timezone.utc)
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+ShortText = Annotated[str, Field(max_length=2_000)]
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Inbound(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+    event_id: Id
+    type: str
+    occurred_at: Timestamp
+    source: Id
+    case_id: Id
+
+
+class Outbound(BaseModel):
+    """Every event a service emits. `causation_id` is the event that caused it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_id: str = Field(default_factory=new_event_id)
+    type: str
+    occurred_at: datetime = Field(default_factory=now)
+    case_id: str | None = None
+    causation_id: str | None = None
+
+
+# ---------- helpdesk.case-activity.v1 ----------
+class CaseContacted(Inbound):
+    type: Literal["case.contacted"]
+
+
+class PromiseMade(Inbound):
+    type: Literal["case.promise_made"]
+    promise_id: Id
+    due_at: Timestamp
+    description: ShortText = ""
+
+
+class PromiseKept(Inbound):
+    type: Literal["case.promise_kept"]
+    promise_id: Id
+
+
+class CasePaused(Inbound):
+    type: Literal["case.paused"]
+
+
+class CaseResumed(Inbound):
+    type: Literal["case.resumed"]
+
+
+class CaseResolved(Inbound):
+    type: Literal["case.resolved"]
+    resolution: Annotated[str, Field(max_length=20_000)] = ""
+    root_cause: Annotated[str, Field(max_length=20_000)] | None = None
+    improvement: Annotated[str, Field(max_length=20_000)] | None = None
+
+
+class CaseReopened(Inbound):
+    type: Literal["case.reopened"]
+
+
+class CustomerReturned(Inbound):
+    type: Literal["customer.returned"]
+    customer_id: Id
+
+
+CaseActivity = Annotated[
+    Union[
+        CaseContacted, PromiseMade, PromiseKept, CasePaused, CaseResumed,
+        CaseResolved, CaseReopened, CustomerReturned,
+    ],
+    Field(discriminator="type"),
+]
+case_activity = TypeAdapter(CaseActivity)
+ACTIVITY_TYPES = (
+    "case.contacted", "case.promise_made", "case.promise_kept", "case.paused", "case.resumed",
+    "case.resolved", "case.reopened", "customer.returned",
+)
+
+
+# ---------- helpdesk.complaints.classified.v1 (intake → sla, compensation, followup) ----------
+Severity = Literal["low", "medium", "high", "critical"]
+Temperament = Literal["calm", "upset", "irate"]
+Loyalty = Literal["new", "standard", "loyal", "vip"]
+PublicityRisk = Literal["low", "high"]
+Priority = Literal["P1", "P2", "P3", "P4"]
+Channel = Literal["phone", "email", "chat", "social", "in_person", "web", "letter"]
+
+
+class Order(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: Id
+    amount: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class ComplaintClassified(Outbound):
+    """Published by intake; carries what downstream services need, and no names, emails or free text."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["complaint.classified"] = "complaint.classified"
+    case_id: str
+    causation_id: str
+    customer_id: str
+    source: str = ""
+    category: str
+    severity: Severity
+    temperament: Temperament
+    loyalty: Loyalty
+    publicity_risk: PublicityRisk
+    priority: Priority
+    reasons: list[str] = []
+    channel: Channel
+    public: bool = False
+    order: Order | None = None
+    customer_timezone: str = "UTC"
+    repeat_contacts: int = 0
+    received_at: datetime | None = None  # when the complaint occurred at the CRM
+
+
+def dump(event: BaseModel) -> dict[str, Any]:
+    return event.model_dump(mode="json", exclude_none=True)
