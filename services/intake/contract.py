@@ -1,0 +1,120 @@
+"""The inbound `complaint.received` event (helpdesk.complaints.v1) and how a raw record is parsed.
+
+Parsing never guesses: a record that is not exactly what the contract says is rejected with a
+reason and short error strings. Error strings name the field and the rule, never the value, since
+values may be names, emails or free text.
+"""
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic_core import PydanticCustomError
+
+from shared.events import MAX_RECORD_BYTES, Channel, Id, Inbound, Loyalty, Order
+
+MAX_SUBJECT_CHARS = 500
+MAX_DESCRIPTION_CHARS = 20_000
+
+# Numbers must arrive as JSON numbers: a CRM sending "7800.00" as a string has a bug worth seeing.
+Amount = Annotated[float, Field(strict=True, ge=0, le=1e12, allow_inf_nan=False)]
+Count = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
+
+
+def _known_time_zone(key: str) -> str:
+    try:
+        ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # Custom error type so the message carries no "Value error, " prefix and no value.
+        raise PydanticCustomError("time_zone", "Input should be an IANA time zone like 'Europe/Berlin'") from None
+    return key
+
+
+TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_known_time_zone)]
+
+
+class Customer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: Id
+    name: Annotated[str, Field(min_length=1, max_length=500)]
+    email: Annotated[str, Field(max_length=320)] | None = None
+    tier: Loyalty | None = None  # absent: derived from tenure, lifetime value and referrals
+    tenure_days: Count | None = None
+    lifetime_value: Amount | None = None
+    referrals: Count | None = None
+    timezone: TimeZoneName = "UTC"
+
+
+class ReceivedOrder(Order):
+    """The shared Order, but the amount must be a JSON number (the shared model coerces strings)."""
+
+    amount: Annotated[float, Field(strict=True, ge=0, le=1e9, allow_inf_nan=False)]
+
+
+class Complaint(Inbound):
+    type: Literal["complaint.received"]
+    channel: Channel
+    public: StrictBool = False
+    customer: Customer
+    order: ReceivedOrder | None = None
+    subject: Annotated[str, Field(max_length=MAX_SUBJECT_CHARS)]
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS)]
+
+
+RejectReason = Literal["too_large", "not_json", "not_an_object", "invalid_fields"]
+
+
+class RejectedInput(ValueError):
+    """A record that cannot become a Complaint; `errors` are safe to publish and log (no values)."""
+
+    def __init__(self, reason: RejectReason, errors: list[str]) -> None:
+        super().__init__(f"{reason}: {'; '.join(errors)}")
+        self.reason = reason
+        self.errors = errors
+
+
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _field_errors(exc: ValidationError) -> list[str]:
+    errors = []
+    for item in exc.errors(include_url=False, include_context=False):
+        # pydantic may insert validator tags in loc; keep the field path the CRM knows.
+        loc = ".".join(str(part) for part in item["loc"] if isinstance(part, (int, str)) and "[" not in str(part))
+        message = item["msg"]
+        value = item.get("input")
+        if isinstance(value, str) and value and value in message:
+            message = item["type"]  # belt and braces: a message must never echo the value
+        errors.append(f"{loc or '(event)'}: {message}")
+    return errors
+
+
+def parse_complaint(raw: bytes) -> Complaint:
+    """Parses one Kafka record value; raises RejectedInput with a reason from the contract."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise RejectedInput("too_large", [f"record is {len(raw)} bytes, the limit is {MAX_RECORD_BYTES}"])
+    try:
+        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise RejectedInput("not_json", ["record is not UTF-8"]) from None
+    except RecursionError:
+        raise RejectedInput("not_json", ["record is nested too deeply"]) from None
+    except ValueError as exc:
+        where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "a value"
+        raise RejectedInput("not_json", [f"record is not JSON (at {where})"]) from None
+    if not isinstance(document, dict):
+        kind = _JSON_KINDS.get(type(document), "value")
+        raise RejectedInput("not_an_object", [f"record is a JSON {kind}, an object is expected"])
+    try:
+        return Complaint.model_validate(document)
+    except ValidationError as exc:
+        raise RejectedInput("invalid_fields", _field_errors(exc)) from None
+    except RecursionError:
+        raise RejectedInput("not_json", ["record is nested too deeply"]) from None
