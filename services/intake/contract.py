@@ -107,8 +107,8 @@ def parse_complaint(raw: bytes) -> Complaint:
     except RecursionError:
         raise RejectedInput("not_json", ["record is nested too deeply"]) from None
     except ValueError as exc:
-        where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "a value"
-        raise RejectedInput("not_json", [f"record is not JSON (at {where})"]) from None
+        where = f"at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise RejectedInput("not_json", [f"record is not JSON ({where})"]) from None
     if not isinstance(document, dict):
         kind = _JSON_KINDS.get(type(document), "value")
         raise RejectedInput("not_an_object", [f"record is a JSON {kind}, an object is expected"])
