@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, V
 from pydantic_core import PydanticCustomError
 
 from shared.events import MAX_RECORD_BYTES, Channel, Id, Inbound, Loyalty, Order
+from shared.inbound import RejectedInput  # noqa: F401 - the one rejection type every consumer catches
 
 MAX_SUBJECT_CHARS = 500
 MAX_DESCRIPTION_CHARS = 20_000
@@ -65,15 +66,6 @@ class Complaint(Inbound):
 
 
 RejectReason = Literal["too_large", "not_json", "not_an_object", "invalid_fields"]
-
-
-class RejectedInput(ValueError):
-    """A record that cannot become a Complaint; `errors` are safe to publish and log (no values)."""
-
-    def __init__(self, reason: RejectReason, errors: list[str]) -> None:
-        super().__init__(f"{reason}: {'; '.join(errors)}")
-        self.reason = reason
-        self.errors = errors
 
 
 _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}

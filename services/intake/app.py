@@ -1,0 +1,20 @@
+"""Wiring of the intake service: `python -m services.intake`."""
+from __future__ import annotations
+
+from services.intake import handlers, store
+from services.intake.policy import ClassificationPolicy
+from shared.events import COMPLAINTS
+from shared.service import ServiceRuntime
+from shared.settings import Settings
+
+
+def build(settings: Settings | None = None) -> ServiceRuntime:
+    runtime = ServiceRuntime("intake", migrations=store.MIGRATIONS, settings=settings)
+    policy = runtime.policy("classification.yaml", ClassificationPolicy)
+    runtime.set_context("intake", handlers.Intake(runtime, policy))
+    runtime.subscriber(COMPLAINTS, title="intake.complaints")(handlers.on_complaint)
+    return runtime
+
+
+runtime = build()
+app = runtime.app

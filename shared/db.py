@@ -1,0 +1,91 @@
+"""asyncpg pool, per-service schemas and an ordered-SQL migration runner.
+
+Each service owns one PostgreSQL schema. Migrations are `(version, sql)` pairs applied in order
+inside one transaction each, recorded in `<schema>.schema_version`; an advisory lock makes two
+instances starting at once apply them only once.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from collections.abc import Sequence
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+
+# Tables every service has: processed inbound events, the outbox, and durable timers.
+COMMON_TABLES = """
+CREATE TABLE IF NOT EXISTS {schema}.processed_events (
+    event_id     text PRIMARY KEY,
+    processed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {schema}.outbox (
+    id         bigserial PRIMARY KEY,
+    topic      text NOT NULL,
+    key        bytea,
+    payload    bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {schema}.timers (
+    key      text COLLATE "C" PRIMARY KEY,
+    kind     text NOT NULL,
+    due_at   timestamptz NOT NULL,
+    payload  jsonb NOT NULL DEFAULT '{{}}',
+    attempts int NOT NULL DEFAULT 0,
+    armed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS timers_due_at ON {schema}.timers (due_at);
+"""
+
+
+def check_schema(schema: str) -> str:
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=60)
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, migrations: Sequence[tuple[int, str]]) -> int:
+    """Applies the not yet applied migrations; `{schema}` in the SQL is the service's schema."""
+    check_schema(schema)
+    steps = [(0, COMMON_TABLES), *migrations]
+    versions = [v for v, _ in steps]
+    if versions != sorted(set(versions)):
+        raise ValueError(f"migrations of {schema} must have increasing, unique versions: {versions}")
+    applied = 0
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", zlib.crc32(f"migrate:{schema}".encode()))
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {schema}.schema_version "
+            "(version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_version")}
+        for version, sql in steps:
+            if version in done:
+                continue
+            await conn.execute(sql.format(schema=schema))
+            await conn.execute(f"INSERT INTO {schema}.schema_version (version) VALUES ($1)", version)
+            applied += 1
+    if applied:
+        log.info("schema %s: applied %d migration(s)", schema, applied)
+    return applied
+
+
+async def first_time(conn: asyncpg.Connection, schema: str, event_id: str) -> bool:
+    """Records an inbound event id; False when it was processed before (a redelivery).
+
+    Call it inside the transaction that makes the state change, so both commit or neither.
+    """
+    row = await conn.fetchval(
+        f"INSERT INTO {schema}.processed_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
+        event_id,
+    )
+    return row is not None

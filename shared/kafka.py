@@ -1,0 +1,111 @@
+"""Kafka clients configured one way for every service: broker, producer, admin, security."""
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.security import SASLPlaintext, SASLScram256, SASLScram512, BaseSecurity
+
+from shared.events import ALL_TOPICS, MAX_RECORD_BYTES
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Offsets are committed only after the handler's database transaction committed; an exception
+# (database down, say) seeks back so the record is delivered again. Handlers are idempotent, so a
+# redelivery is harmless. Bad input is never an exception: it goes to the rejected topic.
+CONSUMER_OPTIONS: dict[str, Any] = {
+    "ack_policy": AckPolicy.NACK_ON_ERROR,
+    "auto_offset_reset": "earliest",
+    "session_timeout_ms": 10_000,
+    "heartbeat_interval_ms": 1_000,
+    "max_partition_fetch_bytes": 2 * MAX_RECORD_BYTES,
+}
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if "SSL" not in settings.kafka_security_protocol.upper():
+        return None
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_ssl_certfile:
+        context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    return context
+
+
+def client_args(settings: Settings) -> dict[str, Any]:
+    """Connection arguments for plain aiokafka clients (producer, admin, consumers in tools)."""
+    args: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol.upper(),
+    }
+    if context := _ssl_context(settings):
+        args["ssl_context"] = context
+    if args["security_protocol"].startswith("SASL"):
+        args["sasl_mechanism"] = settings.kafka_sasl_mechanism.upper()
+        args["sasl_plain_username"] = settings.kafka_sasl_username
+        args["sasl_plain_password"] = settings.kafka_sasl_password
+    return args
+
+
+def broker_security(settings: Settings) -> BaseSecurity | None:
+    protocol = settings.kafka_security_protocol.upper()
+    context = _ssl_context(settings)
+    if protocol.startswith("SASL"):
+        kinds = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
+        kind = kinds[settings.kafka_sasl_mechanism.upper()]
+        return kind(
+            username=settings.kafka_sasl_username or "",
+            password=settings.kafka_sasl_password or "",
+            ssl_context=context,
+            use_ssl=protocol == "SASL_SSL",
+        )
+    if context is not None:
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    return None
+
+
+def make_broker(settings: Settings, **kwargs: Any) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        security=broker_security(settings),
+        graceful_timeout=15.0,
+        log_level=logging.DEBUG,  # one line per message is noise at production rates
+        **kwargs,
+    )
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    # Idempotent producer: a retried send never writes a record twice into a partition.
+    return AIOKafkaProducer(
+        **client_args(settings),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_request_size=4 * MAX_RECORD_BYTES,
+        compression_type=None,
+    )
+
+
+async def ensure_topics(settings: Settings, names: tuple[str, ...] = ALL_TOPICS) -> None:
+    """Creates the contract's topics when absent, with the configured partitions."""
+    admin = AIOKafkaAdminClient(**client_args(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [settings.topic(n) for n in names if settings.topic(n) not in existing]
+        if not missing:
+            return
+        topics = [NewTopic(n, settings.kafka_partitions, settings.kafka_replication_factor) for n in missing]
+        try:
+            await admin.create_topics(topics)
+            log.info("created topics %s", ", ".join(missing))
+        except TopicAlreadyExistsError:
+            pass  # another service created them first
+    finally:
+        await admin.close()

@@ -1,0 +1,57 @@
+"""Metrics every service has, named `helpdesk_<service>_<what>_<unit>`.
+
+Created once per service name: a process runs one service, tests may import several.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+@dataclass(frozen=True)
+class ServiceMetrics:
+    events_handled: Counter
+    duplicates: Counter
+    rejected: Counter
+    handler_duration: Histogram
+    outbox_published: Counter
+    outbox_backlog: Gauge
+    outbox_delay: Histogram
+    timers_fired: Counter
+    timers_failed: Counter
+    timers_armed: Gauge
+    fire_lag: Histogram
+    policy_reloads: Counter
+    policy_refusals: Counter
+    policy_info: Gauge
+
+
+@lru_cache(maxsize=None)
+def service_metrics(service: str) -> ServiceMetrics:
+    p = f"helpdesk_{service}"
+    return ServiceMetrics(
+        events_handled=Counter(f"{p}_events_handled_total", "Inbound events handled", ["topic", "outcome"]),
+        duplicates=Counter(f"{p}_duplicate_events_total", "Redelivered inbound events absorbed as no-ops", ["topic"]),
+        rejected=Counter(f"{p}_rejected_events_total", "Inbound records sent to the rejected topic", ["topic", "reason"]),
+        handler_duration=Histogram(
+            f"{p}_handler_duration_seconds", "Time to handle one inbound event", ["topic"], buckets=LATENCY_BUCKETS
+        ),
+        outbox_published=Counter(f"{p}_outbox_published_events_total", "Events published by the outbox relay", ["topic"]),
+        outbox_backlog=Gauge(f"{p}_outbox_backlog_events", "Outbox rows waiting to be published"),
+        outbox_delay=Histogram(
+            f"{p}_outbox_delay_seconds", "From state change commit to publication", buckets=LATENCY_BUCKETS
+        ),
+        timers_fired=Counter(f"{p}_timers_fired_total", "Durable timers fired", ["kind"]),
+        timers_failed=Counter(f"{p}_timers_failed_total", "Timer firings that failed and were retried", ["kind"]),
+        timers_armed=Gauge(f"{p}_timers_armed", "Timers armed in PostgreSQL"),
+        fire_lag=Histogram(
+            f"{p}_timer_fire_lag_seconds", "From a timer's due time to its firing", ["kind"], buckets=LATENCY_BUCKETS
+        ),
+        policy_reloads=Counter(f"{p}_policy_reloads_total", "Policy files reloaded after an edit", ["policy"]),
+        policy_refusals=Counter(f"{p}_policy_refusals_total", "Policy edits refused as invalid", ["policy"]),
+        policy_info=Gauge(f"{p}_policy_info", "The policy version in force (value 1)", ["policy", "version"]),
+    )

@@ -1,0 +1,155 @@
+"""Transactional outbox and its relay to Kafka.
+
+A service writes the events it emits into `<schema>.outbox` in the same transaction as the state
+change that caused them, so an event exists exactly when its state change does. The relay
+publishes outbox rows in order and deletes them only after Kafka acknowledged them: a crash between
+publish and delete re-publishes the same rows (same `event_id`, which consumers de-duplicate);
+nothing is lost and nothing is invented.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+
+from shared.events import dump
+from shared.metrics import service_metrics
+
+log = logging.getLogger(__name__)
+
+
+def encode(event: BaseModel | dict[str, Any]) -> bytes:
+    body = dump(event) if isinstance(event, BaseModel) else event
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+
+
+async def enqueue(
+    conn: asyncpg.Connection, schema: str, topic: str, key: str | bytes | None, event: BaseModel | dict[str, Any]
+) -> None:
+    """Adds one event to the outbox; call inside the state change's transaction."""
+    await enqueue_many(conn, schema, [(topic, key, event)])
+
+
+async def enqueue_many(
+    conn: asyncpg.Connection,
+    schema: str,
+    events: Iterable[tuple[str, str | bytes | None, BaseModel | dict[str, Any]]],
+) -> int:
+    rows = [
+        (topic, key.encode("utf-8") if isinstance(key, str) else key, encode(event))
+        for topic, key, event in events
+    ]
+    if not rows:
+        return 0
+    await conn.executemany(f"INSERT INTO {schema}.outbox (topic, key, payload) VALUES ($1, $2, $3)", rows)
+    await conn.execute("SELECT pg_notify($1, '')", f"{schema}_outbox")
+    return len(rows)
+
+
+class OutboxRelay:
+    """Publishes a schema's outbox to Kafka; one active relay per schema at a time (advisory lock),
+    so events leave in the order they were written even with several instances running."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        producer: AIOKafkaProducer,
+        *,
+        service: str,
+        batch_size: int = 500,
+        idle_wait: float = 0.5,
+    ) -> None:
+        self.pool, self.schema, self.producer = pool, schema, producer
+        self.service, self.batch_size, self.idle_wait = service, batch_size, idle_wait
+        self._lock_id = zlib.crc32(f"outbox:{schema}".encode())
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._listen_conn: asyncpg.Connection | None = None
+        self._channel = f"{schema}_outbox"
+        self.metrics = service_metrics(service)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        await self._listen()
+        while not self._stopping:
+            try:
+                published = await self.publish_batch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay of %s failed; retrying", self.schema)
+                published = 0
+                await asyncio.sleep(1.0)
+            if published < self.batch_size:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.idle_wait)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def publish_batch(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_id):
+                return 0  # another instance relays this schema now
+            rows = await conn.fetch(
+                f"SELECT id, topic, key, payload, created_at FROM {self.schema}.outbox ORDER BY id LIMIT $1",
+                self.batch_size,
+            )
+            if not rows:
+                self.metrics.outbox_backlog.set(0)
+                return 0
+            futures = [await self.producer.send(r["topic"], value=r["payload"], key=r["key"]) for r in rows]
+            await asyncio.gather(*futures)  # every record acknowledged before any row is deleted
+            await conn.execute(f"DELETE FROM {self.schema}.outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        now = time.time()
+        for r in rows:
+            self.metrics.outbox_published.labels(r["topic"]).inc()
+            self.metrics.outbox_delay.observe(max(0.0, now - r["created_at"].timestamp()))
+        if len(rows) < self.batch_size:
+            self.metrics.outbox_backlog.set(0)
+        return len(rows)
+
+    async def publish_until_empty(self, timeout: float) -> None:
+        """On shutdown: publish what the last handlers wrote, so a clean stop leaves nothing behind."""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and await self.publish_batch() > 0:
+                pass
+        except Exception:
+            log.warning("outbox of %s not drained on shutdown; the next start publishes it", self.schema)
+
+    async def _listen(self) -> None:
+        try:
+            self._listen_conn = await self.pool.acquire()
+            await self._listen_conn.add_listener(self._channel, self._on_notify)
+        except Exception:
+            log.warning("outbox relay of %s could not LISTEN; polling only", self.schema)
+            self._listen_conn = None
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._listen_conn is not None:
+            try:
+                await self._listen_conn.remove_listener(self._channel, self._on_notify)
+            except Exception:
+                pass
+            await self.pool.release(self._listen_conn)
+            self._listen_conn = None
+
+    async def backlog(self) -> int:
+        async with self.pool.acquire() as conn:
+            count = await conn.fetchval(f"SELECT count(*) FROM {self.schema}.outbox")
+        self.metrics.outbox_backlog.set(count)
+        return count

@@ -1,0 +1,216 @@
+"""The composition root every service uses: broker, database, outbox relay, timers, policies,
+metrics and health, started and stopped in the right order.
+
+Start-up: topics → pool → migrations → producer → relay → timers → consumers.
+Shutdown (SIGTERM): consumers stop and in-flight handlers finish (their transactions commit),
+then timers stop, then the relay publishes what is left, then the pool closes.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+from faststream.asgi import AsgiFastStream
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY, make_asgi_app
+from pydantic import BaseModel
+
+from shared import db, kafka
+from shared.events import REJECTED
+from shared.inbound import Inbox
+from shared.metrics import service_metrics
+from shared.outbox import OutboxRelay
+from shared.policy import LoadedPolicy, PolicyHolder
+from shared.settings import Settings, get_settings
+from shared.timers import FireBatch, FireOne, TimerEngine
+
+log = logging.getLogger(__name__)
+P = TypeVar("P", bound=BaseModel)
+
+DEFAULT_PORTS = {"intake": 9101, "sla": 9102, "compensation": 9103, "followup": 9104}
+
+
+def setup_logging(level: str = "INFO") -> None:
+    # Messages carry ids and counts only; payloads (names, emails, free text) are never logged.
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        name: str,
+        *,
+        migrations: Sequence[tuple[int, str]] = (),
+        settings: Settings | None = None,
+    ) -> None:
+        self.name = name
+        self.schema = db.check_schema(name)
+        self.settings = settings or get_settings()
+        self.migrations = migrations
+        self.metrics = service_metrics(name)
+        self.port = self.settings.metrics_port or DEFAULT_PORTS.get(name, 9100)
+        self.pool: asyncpg.Pool | None = None
+        self.producer = None
+        self.inbox: Inbox | None = None
+        self.relay: OutboxRelay | None = None
+        self.timer_engines: list[TimerEngine] = []
+        self._timer_specs: list[dict[str, Any]] = []
+        self._workers: list[asyncio.Task[None]] = []  # finish their batch on shutdown
+        self._tasks: list[asyncio.Task[None]] = []  # cancelled on shutdown
+        self._startup: list[Callable[[], Awaitable[None]]] = []
+        self._policies: list[PolicyHolder[Any]] = []
+
+        middleware = KafkaPrometheusMiddleware(registry=REGISTRY, app_name=name, metrics_prefix=f"helpdesk_{name}_kafka")
+        self.broker = kafka.make_broker(self.settings, middlewares=[middleware])
+        self.app = AsgiFastStream(
+            self.broker,
+            asgi_routes=[("/metrics", make_asgi_app(REGISTRY)), ("/healthz", self._healthz)],
+            on_startup=[self._start],
+            after_shutdown=[self._stop],
+        )
+
+    # ---------- what a service declares ----------
+    def topic(self, name: str) -> str:
+        return self.settings.topic(name)
+
+    def subscriber(self, topic: str, **options: Any) -> Callable[[Any], Any]:
+        """A consumer of one contract topic with the at-least-once options every service uses."""
+        return self.broker.subscriber(
+            self.topic(topic), group_id=self.settings.group(self.name), **{**kafka.CONSUMER_OPTIONS, **options}
+        )
+
+    def policy(self, filename: str, model: type[P]) -> PolicyHolder[P]:
+        """Loads a policy now (a service refuses to start without a valid one) and hot-reloads it."""
+        name = filename.rsplit(".", 1)[0]
+        holder: PolicyHolder[P] = PolicyHolder(
+            self.settings.policy_path(filename),
+            model,
+            check_every=self.settings.policy_check_interval,
+            on_reload=lambda loaded: self._policy_loaded(name, loaded),
+            on_refused=lambda _message: self.metrics.policy_refusals.labels(name).inc(),
+        )
+        self._policy_loaded(name, holder.current(), first=True)
+        self._policies.append(holder)
+        return holder
+
+    def timers(self, *, fire_one: FireOne, fire_batch: FireBatch | None = None) -> None:
+        self._timer_specs.append({"fire_one": fire_one, "fire_batch": fire_batch})
+
+    def on_startup(self, hook: Callable[[], Awaitable[None]]) -> None:
+        self._startup.append(hook)
+
+    def background(self, work: Callable[[], Awaitable[None]]) -> None:
+        async def start() -> None:
+            self._spawn(work())
+
+        self._startup.append(start)
+
+    def set_context(self, name: str, value: Any) -> None:
+        self.app.context.set_global(name, value)
+
+    # ---------- lifecycle ----------
+    async def _start(self) -> None:
+        s = self.settings
+        await kafka.ensure_topics(s)
+        self.pool = await db.create_pool(s.database_url, min_size=s.db_pool_min, max_size=s.db_pool_max)
+        await db.migrate(self.pool, self.schema, self.migrations)
+        self.inbox = Inbox(self.pool, self.schema, self.name, self.topic(REJECTED), s.helpdesk_topic_prefix)
+        self.producer = kafka.make_producer(s)
+        await self.producer.start()
+        self.relay = OutboxRelay(self.pool, self.schema, self.producer, service=self.name, batch_size=s.outbox_batch_size)
+        self._workers.append(asyncio.ensure_future(self.relay.run()))
+        for spec in self._timer_specs:
+            engine = TimerEngine(
+                self.pool, self.schema, service=self.name, batch_size=s.timer_batch_size,
+                poll_interval=s.timer_poll_interval, **spec,
+            )
+            self.timer_engines.append(engine)
+            self._workers.append(asyncio.ensure_future(engine.run()))
+        self._spawn(self._watch_policies())
+        for hook in self._startup:
+            await hook()
+        log.info("%s started (pid %d, metrics on :%d)", self.name, os.getpid(), self.port)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        self._tasks.append(asyncio.ensure_future(work))
+
+    async def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for engine in self.timer_engines:
+            await engine.stop()
+        if self._workers:
+            # Timers finish their transaction first; then the relay publishes what they wrote.
+            await asyncio.wait(self._workers[1:], timeout=10) if len(self._workers) > 1 else None
+            if self.relay:
+                await self.relay.publish_until_empty(timeout=10)
+                await self.relay.stop()
+            _, pending = await asyncio.wait(self._workers, timeout=10)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self.producer:
+            await self.producer.stop()
+        if self.pool:
+            await self.pool.close()
+        log.info("%s stopped", self.name)
+
+    async def _watch_policies(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.policy_check_interval)
+            for holder in self._policies:
+                try:
+                    holder.reload_if_changed()
+                except Exception:
+                    log.exception("policy watch failed")
+
+    def _policy_loaded(self, name: str, loaded: LoadedPolicy[Any], first: bool = False) -> None:
+        self.metrics.policy_info.clear()
+        self.metrics.policy_info.labels(name, loaded.version).set(1)
+        if not first:
+            self.metrics.policy_reloads.labels(name).inc()
+
+    # ---------- health ----------
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, Any] = {"service": self.name}
+        try:
+            checks["kafka"] = bool(await self.broker.ping(timeout=2.0))
+        except Exception:
+            checks["kafka"] = False
+        try:
+            assert self.pool is not None
+            async with asyncio.timeout(2.0):
+                checks["database"] = await self.pool.fetchval("SELECT 1") == 1
+        except Exception:
+            checks["database"] = False
+        stale = [h.path.name for h in self._policies if h.last_error]
+        if stale:
+            checks["policy_errors"] = stale  # still healthy: the last good policy is in force
+        ok = checks["kafka"] and checks["database"]
+        checks["status"] = "ok" if ok else "unavailable"
+        return ok, checks
+
+    async def _healthz(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        ok, checks = await self.health()
+        body = json.dumps(checks).encode()
+        await send({"type": "http.response.start", "status": 200 if ok else 503,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    # ---------- running ----------
+    def run(self) -> None:
+        import uvicorn
+
+        setup_logging(self.settings.log_level)
+        uvicorn.run(self.app, host="0.0.0.0", port=self.port, log_level="warning", lifespan="on",
+                    timeout_graceful_shutdown=20)

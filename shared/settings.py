@@ -1,0 +1,54 @@
+"""Configuration from the environment (names fixed by the contract)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_DATABASE_URL = "postgresql://helpdesk:helpdesk@127.0.0.1:55432/helpdesk"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    kafka_bootstrap_servers: str = "localhost:9092"
+    database_url: str = LOCAL_DATABASE_URL
+    helpdesk_config_dir: Path = REPO_ROOT / "config"
+    metrics_port: int | None = None  # each service has its own default
+    kafka_partitions: int = Field(default=6, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    # Prepended to every topic and consumer group: lets tests, benchmarks and a staging
+    # environment share one broker without seeing each other's traffic. Empty in production.
+    helpdesk_topic_prefix: str = ""
+    # Kafka security (see README "Security"): PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"  # or SCRAM-SHA-256, PLAIN
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    outbox_batch_size: int = 500
+    timer_batch_size: int = 500
+    timer_poll_interval: float = 0.2  # seconds between looks for due timers: bounds fire lag
+    policy_check_interval: float = 1.0  # seconds between looks at policy files for edits
+    log_level: str = "INFO"
+
+    def topic(self, name: str) -> str:
+        return f"{self.helpdesk_topic_prefix}{name}"
+
+    def group(self, service: str) -> str:
+        return f"{self.helpdesk_topic_prefix}helpdesk-{service}"
+
+    def policy_path(self, filename: str) -> Path:
+        return Path(self.helpdesk_config_dir) / filename
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

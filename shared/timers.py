@@ -1,0 +1,179 @@
+"""Durable timers in PostgreSQL, shared by the sla, compensation and followup services.
+
+Every armed deadline is a row in `<schema>.timers`; nothing lives only in memory. A firing loop
+claims due rows in batches (`DELETE … FOR UPDATE SKIP LOCKED … RETURNING`) and hands them to the
+service inside the same transaction, so the state change and the events it writes to the outbox
+commit together with the timer's removal. Two instances share the work without firing a timer
+twice, and after a restart whatever fell due while the service was down fires at once.
+
+Memory stays bounded with a million armed timers: one loop, one batch at a time, no task per timer.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+
+from shared.metrics import service_metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Timer:
+    key: str  # unique: arming the same key again moves the deadline
+    kind: str  # what the service does when it fires, e.g. "breach", "followup_due"
+    due_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+
+
+FireOne = Callable[[asyncpg.Connection, Timer], Awaitable[None]]
+FireBatch = Callable[[asyncpg.Connection, Sequence[Timer]], Awaitable[None]]
+
+
+async def arm(
+    conn: asyncpg.Connection, schema: str, key: str, kind: str, due_at: datetime, payload: dict[str, Any] | None = None
+) -> None:
+    await arm_many(conn, schema, [Timer(key, kind, due_at, payload or {})])
+
+
+async def arm_many(conn: asyncpg.Connection, schema: str, timers: Iterable[Timer]) -> int:
+    rows = [(t.key, t.kind, t.due_at, json.dumps(t.payload, default=str)) for t in timers]
+    if rows:
+        await conn.executemany(
+            f"INSERT INTO {schema}.timers (key, kind, due_at, payload) VALUES ($1, $2, $3, $4::jsonb) "
+            "ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, due_at = EXCLUDED.due_at, "
+            "payload = EXCLUDED.payload, attempts = 0, armed_at = now()",
+            rows,
+        )
+    return len(rows)
+
+
+async def cancel(conn: asyncpg.Connection, schema: str, keys: Iterable[str]) -> int:
+    result = await conn.execute(f"DELETE FROM {schema}.timers WHERE key = ANY($1::text[])", list(keys))
+    return int(result.split()[-1])
+
+
+async def cancel_prefix(conn: asyncpg.Connection, schema: str, prefix: str) -> int:
+    """Cancels every timer whose key starts with `prefix` (keys are C-collated: the index serves it)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    result = await conn.execute(f"DELETE FROM {schema}.timers WHERE key LIKE $1", escaped + "%")
+    return int(result.split()[-1])
+
+
+def _to_timer(row: asyncpg.Record) -> Timer:
+    payload = row["payload"]
+    return Timer(row["key"], row["kind"], row["due_at"], json.loads(payload) if isinstance(payload, str) else payload, row["attempts"])
+
+
+class TimerEngine:
+    """Fires due timers of one schema. Give it `fire_one`, and `fire_batch` where the service can
+    handle a whole batch in fewer round trips; a failing batch is retried one timer at a time so
+    one bad timer never holds back the others."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        *,
+        service: str,
+        fire_one: FireOne,
+        fire_batch: FireBatch | None = None,
+        batch_size: int = 500,
+        poll_interval: float = 0.2,
+        max_attempts: int = 8,
+    ) -> None:
+        self.pool, self.schema, self.service = pool, schema, service
+        self.fire_one, self.fire_batch = fire_one, fire_batch
+        self.batch_size, self.poll_interval, self.max_attempts = batch_size, poll_interval, max_attempts
+        self.metrics = service_metrics(service)
+        self._stopping = False
+        self._last_count = 0.0
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                fired = await self.fire_due()
+                await self._count_armed()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer loop of %s failed; retrying", self.schema)
+                fired = 0
+                await asyncio.sleep(1.0)
+            if fired < self.batch_size and not self._stopping:
+                await asyncio.sleep(self.poll_interval)
+
+    async def stop(self) -> None:
+        self._stopping = True
+
+    async def fire_due(self) -> int:
+        """Claims and fires one batch of due timers; returns how many were claimed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"DELETE FROM {self.schema}.timers WHERE key IN ("
+                f" SELECT key FROM {self.schema}.timers WHERE due_at <= now()"
+                "  ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+                ") RETURNING key, kind, due_at, payload, attempts",
+                self.batch_size,
+            )
+            if not rows:
+                return 0
+            timers = sorted((_to_timer(r) for r in rows), key=lambda t: (t.due_at, t.key))
+            now = datetime.now(timezone.utc)
+            for t in timers:
+                self.metrics.fire_lag.labels(t.kind).observe(max(0.0, (now - t.due_at).total_seconds()))
+            if not (self.fire_batch and await self._fire_as_batch(conn, timers)):
+                for t in timers:
+                    await self._fire_alone(conn, t)
+        for t in timers:
+            self.metrics.timers_fired.labels(t.kind).inc()
+        return len(timers)
+
+    async def _fire_as_batch(self, conn: asyncpg.Connection, timers: Sequence[Timer]) -> bool:
+        try:
+            async with conn.transaction():
+                await self.fire_batch(conn, timers)  # type: ignore[misc]
+            return True
+        except Exception:
+            log.warning("batch of %d timers failed in %s; firing them one by one", len(timers), self.schema, exc_info=True)
+            return False
+
+    async def _fire_alone(self, conn: asyncpg.Connection, timer: Timer) -> None:
+        try:
+            async with conn.transaction():
+                await self.fire_one(conn, timer)
+        except Exception:
+            self.metrics.timers_failed.labels(timer.kind).inc()
+            attempts = timer.attempts + 1
+            if attempts >= self.max_attempts:
+                log.error("timer %s (%s) failed %d times; dropped", timer.kind, self.schema, attempts, exc_info=True)
+                return
+            retry_at = datetime.now(timezone.utc) + timedelta(seconds=min(300, 2**attempts))
+            log.warning("timer %s (%s) failed; retry %d at %s", timer.kind, self.schema, attempts, retry_at, exc_info=True)
+            await conn.execute(
+                f"INSERT INTO {self.schema}.timers (key, kind, due_at, payload, attempts) "
+                "VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (key) DO NOTHING",
+                timer.key, timer.kind, retry_at, json.dumps(timer.payload, default=str), attempts,
+            )
+
+    async def _count_armed(self) -> None:
+        if time.monotonic() - self._last_count < 10:
+            return
+        self._last_count = time.monotonic()
+        async with self.pool.acquire() as conn:
+            # The planner's estimate is enough for a gauge and stays cheap with a million rows.
+            estimate = await conn.fetchval(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = $1::regclass", f"{self.schema}.timers"
+            )
+            if estimate is None or estimate < 10_000:
+                estimate = await conn.fetchval(f"SELECT count(*) FROM {self.schema}.timers")
+        self.metrics.timers_armed.set(max(0, estimate))

@@ -1,0 +1,97 @@
+"""Publishing to and reading from the real broker in tests."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+class KafkaIO:
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self.bootstrap, self.prefix = bootstrap, prefix
+        self._producer: AIOKafkaProducer | None = None
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    async def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, max_request_size=8 * 1024 * 1024)
+            await self._producer.start()
+        return self._producer
+
+    async def publish(self, topic: str, value: dict[str, Any] | bytes | None, key: str | None = None) -> None:
+        producer = await self.producer()
+        if isinstance(value, dict):
+            key = key if key is not None else value.get("case_id")
+            value = json.dumps(value).encode()
+        await producer.send_and_wait(self.topic(topic), value=value, key=key.encode() if isinstance(key, str) else key)
+
+    async def publish_many(self, topic: str, events: list[dict[str, Any] | bytes]) -> None:
+        producer = await self.producer()
+        futures = []
+        for event in events:
+            key = event.get("case_id") if isinstance(event, dict) else None
+            value = json.dumps(event).encode() if isinstance(event, dict) else event
+            futures.append(await producer.send(self.topic(topic), value=value, key=key.encode() if key else None))
+        await asyncio.gather(*futures)
+
+    async def read_all(self, topic: str) -> list[dict[str, Any]]:
+        """Every record now in the topic, decoded, with `_key` added."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            name = self.topic(topic)
+            partitions = consumer.partitions_for_topic(name)
+            if partitions is None:
+                await consumer._client.force_metadata_update()  # noqa: SLF001 - topic just created
+                partitions = consumer.partitions_for_topic(name) or set()
+            tps = [TopicPartition(name, p) for p in partitions]
+            if not tps:
+                return []
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            out: list[dict[str, Any]] = []
+            async def behind() -> bool:
+                for tp in tps:
+                    if await consumer.position(tp) < ends[tp]:
+                        return True
+                return False
+
+            while await behind():
+                batch = await consumer.getmany(*tps, timeout_ms=500)
+                for records in batch.values():
+                    for r in records:
+                        try:
+                            value = json.loads(r.value)
+                        except Exception:
+                            value = {"_raw": r.value}
+                        value["_key"] = r.key.decode() if r.key else None
+                        out.append(value)
+            return out
+        finally:
+            await consumer.stop()
+
+    async def wait_for(
+        self, topic: str, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 60.0
+    ) -> list[dict[str, Any]]:
+        """Polls the topic until `predicate(all_records)` holds; returns the records."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = await self.read_all(topic)
+            if predicate(records):
+                return records
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting on {topic}; {len(records)} records there")
+            await asyncio.sleep(0.5)
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
