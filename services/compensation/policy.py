@@ -1,0 +1,257 @@
+"""The compensation policy (config/compensation.yaml): who gets what, and who may grant it.
+
+Admins edit the YAML; this model refuses typos (extra="forbid"), a policy without a fallback, role
+limits that shrink as seniority grows, and currencies nobody can price. Every fixed amount in the
+file (costs, limits, budgets) is written in the policy's `currency` and converted with
+`exchange_rates` when a complaint's order is in another currency.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from shared.durations import Duration
+from shared.events import Channel, Loyalty, PublicityRisk, Severity, Temperament
+
+# The categories intake assigns (config/classification.yaml). Naming one that intake never emits
+# would make a rule silently dead, so the policy is refused instead.
+CATEGORIES = (
+    "wrong_item_or_install", "defect", "damaged_in_transit", "delay", "billing",
+    "confusing_process", "service_not_offered", "staff_behaviour", "satisfaction", "other",
+)
+Category = Literal[
+    "wrong_item_or_install", "defect", "damaged_in_transit", "delay", "billing",
+    "confusing_process", "service_not_offered", "staff_behaviour", "satisfaction", "other",
+]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Money = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+RuleId = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.-]+$")]
+RoleName = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
+def _one_or_many(value: Any) -> Any:
+    # Admins write `category: defect` as often as `category: [defect, damaged_in_transit]`.
+    return value if isinstance(value, list) else [value]
+
+
+def OneOrMany(item: Any) -> Any:  # noqa: N802 - reads like a type in the models below
+    return Annotated[list[item], BeforeValidator(_one_or_many), Field(min_length=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------- offers ----------
+class Coupon(Strict):
+    kind: Literal["coupon"]
+    percent: Annotated[float, Field(gt=0, le=100)]
+    cap: Money | None = None  # the most the coupon can be worth
+
+
+class FreeShipping(Strict):
+    kind: Literal["free_shipping"]
+    cost: Money | None = None  # default: pricing.free_shipping_cost
+
+
+class FreeTrial(Strict):
+    kind: Literal["free_trial"]
+    days: Annotated[int, Field(ge=1, le=3650)]
+    product: Annotated[str, Field(max_length=200)] | None = None
+    daily_price: Money | None = None  # default: pricing.trial_daily_price
+
+
+class Replacement(Strict):
+    kind: Literal["replacement"]
+    cost: Money | None = None  # default: the order amount (we give the whole thing again)
+    note: Annotated[str, Field(max_length=200)] | None = None
+
+
+class Refund(Strict):
+    kind: Literal["refund"]
+    percent: Annotated[float, Field(gt=0, le=100)] | None = None
+    amount: Money | None = None
+
+    @model_validator(mode="after")
+    def _percent_or_amount(self) -> Refund:
+        if (self.percent is None) == (self.amount is None):
+            raise ValueError("a refund needs exactly one of `percent` or `amount`")
+        return self
+
+
+class Gift(Strict):
+    kind: Literal["gift"]
+    item: Annotated[str, Field(min_length=1, max_length=200)]
+    cost: Money | None = None  # default: pricing.gift_cost
+
+
+class PersonalNote(Strict):
+    kind: Literal["personal_note"]
+    cost: Money = 0
+    handwritten: bool = False
+
+
+class Gesture(Strict):
+    kind: Literal["gesture"]
+    description: Annotated[str, Field(min_length=1, max_length=200)]
+    cost: Money
+
+
+Offer = Annotated[
+    Union[Coupon, FreeShipping, FreeTrial, Replacement, Refund, Gift, PersonalNote, Gesture],
+    Field(discriminator="kind"),
+]
+Offers = Annotated[list[Offer], Field(min_length=1)]
+
+
+# ---------- rules ----------
+class AmountRange(Strict):
+    """Order amount bounds, both inclusive, in the order's own currency."""
+
+    min: Money | None = None
+    max: Money | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AmountRange:
+        if self.min is None and self.max is None:
+            raise ValueError("give `min`, `max` or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("`min` is larger than `max`")
+        return self
+
+
+class When(Strict):
+    """All given conditions must hold; a list means any of its values."""
+
+    category: OneOrMany(Category) | None = None
+    severity: OneOrMany(Severity) | None = None
+    temperament: OneOrMany(Temperament) | None = None
+    loyalty: OneOrMany(Loyalty) | None = None
+    publicity_risk: OneOrMany(PublicityRisk) | None = None
+    channel: OneOrMany(Channel) | None = None
+    public: bool | None = None
+    order_amount: AmountRange | None = None
+    repeat_contact: bool | None = None
+    reopened: bool | None = None
+
+
+class Rule(Strict):
+    id: RuleId
+    priority: Annotated[int, Field(ge=0, le=1_000_000)] = 100  # lower is tried first
+    when: When = When()
+    offers: Offers
+    allow_over_cap: bool = False  # may push the case's total past order total × cap_factor
+    allow_on_reopen: bool = False  # may grant again on a reopened case that already had a grant
+    description: Annotated[str, Field(max_length=500)] = ""
+
+
+class Extra(Strict):
+    """'Do a little more': added on top of whichever rule matched, when its conditions hold."""
+
+    id: RuleId
+    when: When
+    offers: Offers
+    allow_on_reopen: bool = False
+    description: Annotated[str, Field(max_length=500)] = ""
+
+
+class Fallback(Strict):
+    """Used when no rule matches: the customer always gets something."""
+
+    id: RuleId = "fallback"
+    offers: Offers
+    allow_over_cap: bool = False
+    allow_on_reopen: bool = False
+    description: Annotated[str, Field(max_length=500)] = ""
+
+
+# ---------- limits, budgets, pricing ----------
+class Role(Strict):
+    role: RoleName
+    limit: Money | None = None  # in the policy currency; None: no limit at all
+    limits: dict[CurrencyCode, Money] = {}  # explicit limit for a currency, instead of converting
+
+
+class Pricing(Strict):
+    """What offers cost us when the offer itself does not say; used to estimate a decision's value."""
+
+    free_shipping_cost: Money = 10
+    trial_daily_price: Money = 1
+    gift_cost: Money = 10
+    order_amount_when_unknown: Money = 50  # for percent offers on complaints without an order
+
+
+class CompensationPolicy(Strict):
+    description: Annotated[str, Field(max_length=2000)] = ""
+    currency: CurrencyCode = "USD"
+    exchange_rates: dict[CurrencyCode, Annotated[float, Field(gt=0, le=1e6)]] = {}
+    authority: Annotated[list[Role], Field(min_length=1)]
+    approval_escalation_after: Duration
+    cap_factor: Annotated[float, Field(ge=0, le=100)] = 1.0
+    budgets: dict[Annotated[str, Field(min_length=1, max_length=200)], dict[CurrencyCode, Money]] = {}
+    pricing: Pricing = Pricing()
+    rules: list[Rule] = []
+    extras: list[Extra] = []
+    fallback: Fallback  # required: the policy is refused without one
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CompensationPolicy:
+        ids = [r.id for r in self.rules] + [e.id for e in self.extras] + [self.fallback.id]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"rule ids must be unique; repeated: {', '.join(duplicates)}")
+        roles = [r.role for r in self.authority]
+        if len(set(roles)) != len(roles):
+            raise ValueError("each role may appear once in `authority`")
+        for role in self.authority:
+            unknown = [c for c in role.limits if not self.knows_currency(c)]
+            if unknown:
+                raise ValueError(
+                    f"role {role.role}: limit in {', '.join(unknown)} but no exchange rate for it; "
+                    f"add it to `exchange_rates`")
+        self._check_limits_grow()
+        return self
+
+    def _check_limits_grow(self) -> None:
+        # A supervisor who may grant less than an agent would make escalation go backwards.
+        for currency in [self.currency, *self.exchange_rates]:
+            previous: tuple[str, float] | None = None
+            for role in self.authority:
+                limit = self.role_limit(role, currency)
+                bound = float("inf") if limit is None else limit
+                if previous is not None and bound < previous[1]:
+                    raise ValueError(
+                        f"`authority` is ordered from the lowest role up: {role.role} may grant less "
+                        f"than {previous[0]} in {currency}")
+                previous = (role.role, bound)
+
+    # ---------- look-ups the decision engine uses ----------
+    def knows_currency(self, currency: str) -> bool:
+        return currency == self.currency or currency in self.exchange_rates
+
+    def convert(self, amount: float, currency: str) -> float:
+        """An amount written in the policy currency, in `currency` (which must be known)."""
+        if currency == self.currency:
+            return amount
+        return amount * self.exchange_rates[currency]
+
+    def role_limit(self, role: Role, currency: str) -> float | None:
+        if currency in role.limits:
+            return role.limits[currency]
+        if role.limit is None:
+            return None
+        return self.convert(role.limit, currency)
+
+    def find_role(self, name: str) -> Role | None:
+        return next((r for r in self.authority if r.role == name), None)
+
+    def ordered_rules(self) -> list[Rule]:
+        # sorted() is stable: equal priorities keep their order in the file.
+        return sorted(self.rules, key=lambda r: r.priority)
+
+    def monthly_budget(self, source: str, currency: str) -> float | None:
+        per_currency = self.budgets.get(source, self.budgets.get("*"))
+        if per_currency is None:
+            return None
+        return per_currency.get(currency)
