@@ -1,0 +1,198 @@
+"""One SLA clock and the rules that move it: start, pause, resume, meet, cancel, and its timers.
+
+A clock measures working time on its calendar, minus paused time. Its *position* at an instant is
+that measure; it warns at shares of the target, breaches at the target, and escalates at the
+target plus each level's delay. Every rule is a pure function returning the new clock and effects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from services.sla.calendar import AnyCalendar, add_business_time, business_time_between
+from services.sla.domain.effects import ArmTimer, CancelTimers, Effect, Emit, TimerDue
+from services.sla.policy import SlaPolicy
+
+ClockKind = Literal["first_contact", "update", "promise", "resolution"]
+ClockState = Literal["running", "paused", "met", "breached", "cancelled"]
+OPEN_STATES = ("running", "paused", "breached")
+ZERO = timedelta(0)
+
+
+def clock_key(kind: ClockKind, promise_id: str | None = None) -> str:
+    return f"promise:{promise_id}" if kind == "promise" else kind
+
+
+@dataclass(frozen=True)
+class Clock:
+    """One row in the store. `breached` is a state of a clock still open: it can still be met, late."""
+
+    case_id: str
+    kind: ClockKind
+    priority: str
+    calendar: str
+    started_at: datetime
+    target: timedelta  # working time on `calendar`
+    due_at: datetime
+    promise_id: str | None = None
+    state: ClockState = "running"
+    started_by: str | None = None  # event id that started the clock: the cause of its timer events
+    paused_at: datetime | None = None
+    paused_total: timedelta = ZERO  # working time spent paused, not counted against the target
+    breached_at: datetime | None = None
+    ended_at: datetime | None = None
+    warnings_sent: tuple[float, ...] = ()
+    escalations_sent: int = 0
+    arming: int = 0  # bumped on every (re)arming; older timers are stale
+    armed_timers: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return clock_key(self.kind, self.promise_id)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+def position(clock: Clock, at: datetime, calendar: AnyCalendar) -> timedelta:
+    """Working time the clock has counted by `at` (time paused does not count)."""
+    until = min(at, clock.paused_at) if clock.paused_at else at
+    return max(ZERO, business_time_between(clock.started_at, until, calendar) - clock.paused_total)
+
+
+def instant_of(clock: Clock, counted: timedelta, calendar: AnyCalendar) -> datetime:
+    """When the clock will have counted `counted`, given the pauses so far."""
+    return add_business_time(clock.started_at, counted + clock.paused_total, calendar)
+
+
+def _emit(clock: Clock, type_: str, now: datetime, causation_id: str | None, **extra: object) -> Emit:
+    fields: dict[str, object] = {"clock": clock.kind, "due_at": clock.due_at, "priority": clock.priority}
+    if clock.promise_id is not None:
+        fields["promise_id"] = clock.promise_id
+    fields.update(extra)
+    return Emit(type_, clock.case_id, causation_id, now, fields)
+
+
+def start_clock(
+    case_id: str, kind: ClockKind, *, priority: str, calendar_name: str, calendar: AnyCalendar,
+    started_at: datetime, target: timedelta, due_at: datetime, policy: SlaPolicy, now: datetime,
+    cause: str | None, promise_id: str | None = None, previous: Clock | None = None,
+) -> tuple[Clock, list[Effect]]:
+    """A new run of a clock; `previous` is the run it replaces under the same key (arming continues)."""
+    clock = Clock(
+        case_id=case_id, kind=kind, priority=priority, calendar=calendar_name, started_at=started_at,
+        target=target, due_at=due_at, promise_id=promise_id, started_by=cause,
+        arming=previous.arming if previous else 0,
+    )
+    effects: list[Effect] = [_emit(clock, "sla.started", now, cause, started_at=started_at)]
+    clock, arming = rearm(clock, policy, calendar)
+    return clock, effects + arming
+
+
+def rearm(clock: Clock, policy: SlaPolicy, calendar: AnyCalendar) -> tuple[Clock, list[Effect]]:
+    """Cancels the clock's timers and arms what is still ahead of it: warnings and breach, or escalations."""
+    effects: list[Effect] = [CancelTimers(clock.armed_timers)] if clock.armed_timers else []
+    arming = clock.arming + 1
+    timers: list[ArmTimer] = []
+    if clock.state == "running":
+        # A promise due the moment it is made has no time to warn about: it is simply due.
+        for n, share in enumerate(policy.warnings if clock.target > ZERO else []):
+            if share not in clock.warnings_sent:
+                timer = TimerDue(clock.case_id, clock.key, arming, "warning", n, threshold=share)
+                timers.append(ArmTimer(instant_of(clock, clock.target * share, calendar), timer))
+        timers.append(ArmTimer(clock.due_at, TimerDue(clock.case_id, clock.key, arming, "breach", 0)))
+    elif clock.state == "breached":
+        for level, escalation in enumerate(policy.escalations, start=1):
+            if level > clock.escalations_sent:
+                timer = TimerDue(clock.case_id, clock.key, arming, "escalation", level, notify=escalation.notify)
+                timers.append(ArmTimer(instant_of(clock, clock.target + escalation.after, calendar), timer))
+    clock = replace(clock, arming=arming, armed_timers=tuple(t.key for t in timers))
+    return clock, effects + timers
+
+
+def _disarm(clock: Clock) -> tuple[Clock, list[Effect]]:
+    effects: list[Effect] = [CancelTimers(clock.armed_timers)] if clock.armed_timers else []
+    return replace(clock, armed_timers=()), effects
+
+
+def pause(clock: Clock, at: datetime) -> tuple[Clock, list[Effect]]:
+    """Waiting on the customer: the clock stops counting and its timers are withdrawn."""
+    if clock.state not in ("running", "breached"):
+        return clock, []
+    clock, effects = _disarm(clock)
+    return replace(clock, state="paused", paused_at=max(at, clock.started_at)), effects
+
+
+def resume(clock: Clock, at: datetime, policy: SlaPolicy, calendar: AnyCalendar) -> tuple[Clock, list[Effect]]:
+    """Counting again: the due time moves out by the working time spent paused (unless already breached)."""
+    if clock.state != "paused" or clock.paused_at is None:
+        return clock, []
+    paused_for = business_time_between(clock.paused_at, at, calendar)
+    clock = replace(
+        clock, paused_at=None, paused_total=clock.paused_total + paused_for,
+        state="breached" if clock.breached_at else "running",
+    )
+    if not clock.breached_at:
+        clock = replace(clock, due_at=instant_of(clock, clock.target, calendar))
+    return rearm(clock, policy, calendar)
+
+
+def meet(clock: Clock, at: datetime, now: datetime, cause: str | None, calendar: AnyCalendar) -> tuple[Clock, list[Effect]]:
+    """The obligation was fulfilled at `at`; late if the clock had counted past its target by then."""
+    if not clock.is_open:
+        return clock, []
+    counted = position(clock, at, calendar)
+    late_by = max(ZERO, counted - clock.target)
+    breached = clock.breached_at is not None or late_by > ZERO
+    clock, effects = _disarm(clock)
+    clock = replace(clock, state="met", ended_at=max(at, clock.started_at), paused_at=None)
+    extra: dict[str, object] = {"breached": breached, "elapsed_seconds": int(counted.total_seconds())}
+    if breached:
+        extra["late_by_seconds"] = int(late_by.total_seconds())
+    return clock, effects + [_emit(clock, "sla.met", now, cause, **extra)]
+
+
+def cancel(clock: Clock, at: datetime, now: datetime, cause: str | None) -> tuple[Clock, list[Effect]]:
+    """No longer owed (the case was resolved): the clock ends without a verdict."""
+    if not clock.is_open:
+        return clock, []
+    clock, effects = _disarm(clock)
+    clock = replace(clock, state="cancelled", ended_at=max(at, clock.started_at), paused_at=None)
+    return clock, effects + [_emit(clock, "sla.cancelled", now, cause, breached=clock.breached_at is not None)]
+
+
+def timer_fired(clock: Clock, timer: TimerDue, now: datetime, policy: SlaPolicy, calendar: AnyCalendar) -> tuple[Clock, list[Effect]]:
+    """A durable timer came due. Stale timers (older arming, closed or paused clock) do nothing."""
+    if timer.arming != clock.arming or clock.state not in ("running", "breached"):
+        return clock, []
+    if timer.kind == "warning":
+        return _warn(clock, timer, now)
+    if timer.kind == "breach":
+        return _breach(clock, now, policy, calendar)
+    return _escalate(clock, timer, now)
+
+
+def _warn(clock: Clock, timer: TimerDue, now: datetime) -> tuple[Clock, list[Effect]]:
+    share = timer.threshold
+    if share is None or clock.breached_at or share in clock.warnings_sent:
+        return clock, []
+    clock = replace(clock, warnings_sent=tuple(sorted((*clock.warnings_sent, share))))
+    return clock, [_emit(clock, "sla.warning", now, clock.started_by, threshold=share)]
+
+
+def _breach(clock: Clock, now: datetime, policy: SlaPolicy, calendar: AnyCalendar) -> tuple[Clock, list[Effect]]:
+    if clock.breached_at or now < clock.due_at:
+        return clock, []
+    clock = replace(clock, state="breached", breached_at=clock.due_at)
+    effects: list[Effect] = [_emit(clock, "sla.breached", now, clock.started_by, breached_at=clock.due_at)]
+    clock, arming = rearm(clock, policy, calendar)
+    return clock, effects + arming
+
+
+def _escalate(clock: Clock, timer: TimerDue, now: datetime) -> tuple[Clock, list[Effect]]:
+    if clock.state != "breached" or timer.n <= clock.escalations_sent:
+        return clock, []
+    clock = replace(clock, escalations_sent=timer.n)
+    return clock, [_emit(clock, "sla.escalated", now, clock.started_by, level=timer.n, notify=timer.notify)]
