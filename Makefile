@@ -1,0 +1,44 @@
+# The two ways in: `make demo` and `make test`. Everything else is set up on the way.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: venv stack-up stack-down stack-status tools test test-unit demo chaos bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e ".[test]"
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+venv: $(STAMP)
+
+## Real Kafka (KRaft) on 127.0.0.1:9092 and PostgreSQL on 127.0.0.1:55432 (unless DATABASE_URL is set).
+stack-up: venv
+	@bash deploy/local/stack.sh up
+
+stack-down:
+	@bash deploy/local/stack.sh down
+
+stack-status: venv
+	@bash deploy/local/stack.sh status
+
+## promtool (Debian's prometheus package) for the alert-rule checks.
+tools:
+	@bash deploy/local/tools.sh
+
+## The whole suite: unit tests, then integration tests on the real servers.
+test: venv tools stack-up
+	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	@$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
+
+## All services, sample complaints, and what happened to each case.
+demo: venv tools stack-up
+	@$(PY) deploy/demo/demo.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
