@@ -51,9 +51,18 @@ def docker_reachable() -> bool:
 
 
 def _local_kafka_version() -> str:
-    libs = ROOT / ".stack" / "kafka-libs"
-    for jar in sorted(libs.glob("kafka_2.13-*.jar")):
-        return jar.name.removeprefix("kafka_2.13-").removesuffix(".jar")
+    """The version of the running broker process, read from its classpath."""
+    candidates = [ROOT / ".stack" / "kafka-libs"]
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"kafka.Kafka" in args and b"-cp" in args:
+            candidates.insert(0, Path(args[args.index(b"-cp") + 1].decode().rstrip("*")))
+    for libs in candidates:
+        for jar in sorted(libs.glob("kafka_2.13-*.jar")):
+            return jar.name.removeprefix("kafka_2.13-").removesuffix(".jar")
     return "?"
 
 
