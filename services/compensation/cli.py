@@ -47,7 +47,7 @@ def explain(
     file: Path = typer.Argument(..., help="The policy file, e.g. config/compensation.yaml"),
     complaint: Path = typer.Option(..., "--complaint", help="A complaint.classified event as JSON"),
     granted_total: float = typer.Option(0.0, help="Already granted on this case, in the order's currency"),
-    already_granted: bool = typer.Option(False, help="The case already had an automatic grant"),
+    already_granted: bool = typer.Option(False, help="The case was already compensated (granted or sent for approval)"),
     reopened: bool = typer.Option(False, help="The case was reopened"),
     month_spent: float = typer.Option(0.0, help="Granted this month for the complaint's source"),
 ) -> None:

@@ -38,7 +38,7 @@ def test_explain_shows_the_fallback_when_nothing_matches(default_policy):
 
 
 def test_explain_takes_case_facts_into_account(default_policy):
-    text = explain(default_policy, event(category="confusing_process"), facts=CaseFacts(automatic_grant_exists=True))
+    text = explain(default_policy, event(category="confusing_process"), facts=CaseFacts(already_compensated=True))
     assert "Outcome: none" in text
     assert "Reason: already_granted" in text
 

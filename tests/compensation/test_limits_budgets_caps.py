@@ -135,15 +135,15 @@ def test_cap_factor_widens_the_cap(small_policy):
 
 # ---------- one automatic grant per case ----------
 def test_repeat_complaint_on_a_case_with_a_grant_gets_nothing_more(small_policy):
-    decision = decide(billing(40.0, repeat_contacts=1), small_policy, "v", CaseFacts(automatic_grant_exists=True))
+    decision = decide(billing(40.0, repeat_contacts=1), small_policy, "v", CaseFacts(already_compensated=True))
     assert (decision.outcome, decision.reason_code, decision.offers) == ("none", "already_granted", [])
 
 
 def test_reopened_case_gets_a_second_grant_only_where_a_rule_allows(small_policy):
     allowed = decide(complaint(category="delay"), small_policy, "v",
-                     CaseFacts(automatic_grant_exists=True, reopened=True))
+                     CaseFacts(already_compensated=True, reopened=True))
     assert (allowed.outcome, allowed.rule_id) == ("granted", "reopened_apology")
-    refused = decide(billing(40.0), small_policy, "v", CaseFacts(automatic_grant_exists=True, reopened=True))
+    refused = decide(billing(40.0), small_policy, "v", CaseFacts(already_compensated=True, reopened=True))
     assert (refused.outcome, refused.reason_code) == ("none", "already_granted")
 
 

@@ -35,8 +35,10 @@ REASON_PRECEDENCE = (
 class CaseFacts:
     """What the store knows about the case and the team; amounts in the decision's currency."""
 
-    granted_total: float = 0.0
-    automatic_grant_exists: bool = False
+    granted_total: float = 0.0  # granted or awaiting approval on this case so far
+    # The case already got a compensation (granted, or sent for approval): one per case.
+    already_compensated: bool = False
+    # The case was reopened since its last compensation (or, without one, at all).
     reopened: bool = False
     month_spent: float = 0.0  # granted this month for the complaint's source
 
@@ -80,11 +82,11 @@ def decide(complaint: ComplaintClassified, policy: CompensationPolicy, policy_ve
     draft = _Draft(order_terms(complaint, policy), complaint.source)
     if draft.terms.note:
         draft.lines.append(f"note: {draft.terms.note}; pricing defaults used")
-    if facts.automatic_grant_exists and not facts.reopened:
-        draft.lines.append("this case already had an automatic grant: a repeat complaint never grants twice")
+    if facts.already_compensated and not facts.reopened:
+        draft.lines.append("this case was already compensated: a repeat complaint never grants twice")
         draft.codes.append("already_granted")
         return draft.finish("none", None, [], None, policy_version)
-    second_grant = facts.automatic_grant_exists
+    second_grant = facts.already_compensated
     rule = _select_rule(complaint, policy, facts, draft, second_grant)
     if rule is None:
         draft.codes.append("already_granted")

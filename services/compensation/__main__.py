@@ -1,0 +1,3 @@
+from services.compensation.app import runtime
+
+runtime.run()

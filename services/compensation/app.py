@@ -1,0 +1,25 @@
+"""Wiring of the compensation service: `python -m services.compensation`."""
+from __future__ import annotations
+
+from services.compensation import handlers, store
+from services.compensation.policy import CompensationPolicy
+from shared.events import CASE_ACTIVITY, CLASSIFIED, COMPENSATION_APPROVALS
+from shared.service import ServiceRuntime
+from shared.settings import Settings
+
+
+def build(settings: Settings | None = None) -> ServiceRuntime:
+    runtime = ServiceRuntime("compensation", migrations=store.MIGRATIONS, settings=settings)
+    policy = runtime.policy("compensation.yaml", CompensationPolicy)
+    compensation = handlers.Compensation(runtime, policy)
+    runtime.set_context("compensation", compensation)
+    runtime.subscriber(CLASSIFIED, title="compensation.classified")(handlers.on_classified)
+    runtime.subscriber(COMPENSATION_APPROVALS, title="compensation.approvals")(handlers.on_approval)
+    runtime.subscriber(CASE_ACTIVITY, title="compensation.case-activity")(handlers.on_case_activity)
+    runtime.timers(fire_one=compensation.escalate)
+    runtime.background(compensation.refresh_gauges)
+    return runtime
+
+
+runtime = build()
+app = runtime.app

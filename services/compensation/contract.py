@@ -1,0 +1,92 @@
+"""The compensation service's events: approvals in (helpdesk.compensation-approvals.v1), decisions out
+(helpdesk.compensation.v1). Field names are the CRM contract: add, never rename."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.events import Id, Outbound, ShortText, Timestamp
+
+from .domain import Decision
+
+APPROVAL_TYPES = ("compensation.approved", "compensation.denied")
+
+# decision ids derive from the classified event: replaying it can never mint a second decision.
+_DECISION_NAMESPACE = uuid.UUID("5d0c2a6e-8f1b-4c59-9a57-0c6b5e1f7a21")
+
+
+def decision_id_for(classified_event_id: str) -> str:
+    return str(uuid.uuid5(_DECISION_NAMESPACE, classified_event_id))
+
+
+class Approver(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Id
+    id: Id
+
+
+class ApprovalAnswer(BaseModel):
+    """A supervisor's answer to a pending compensation. `case_id` is optional: `decision_id` says which."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event_id: Id
+    type: Literal["compensation.approved", "compensation.denied"]
+    occurred_at: Timestamp
+    source: Id | None = None
+    case_id: Id | None = None
+    decision_id: Id
+    approver: Approver
+    note: ShortText | None = None  # free text: stored nowhere, logged never
+
+    @property
+    def approved(self) -> bool:
+        return self.type == "compensation.approved"
+
+
+def decision_fields(decision: Decision, decision_id: str, customer_id: str) -> dict[str, Any]:
+    """The fields every compensation event carries, null where a decision has none (never left out)."""
+    return {
+        "decision_id": decision_id,
+        "customer_id": customer_id,
+        "offers": decision.offers,
+        "value": decision.value,
+        "currency": decision.currency,
+        "rule_id": decision.rule_id,
+        "policy_version": decision.policy_version,
+        "authority": decision.authority,
+        "reason_code": decision.reason_code,
+        "reason_codes": list(decision.reason_codes),
+    }
+
+
+def decision_event(decision: Decision, decision_id: str, case_id: str, customer_id: str, causation_id: str,
+                   occurred_at: datetime) -> dict[str, Any]:
+    """`compensation.granted` | `compensation.pending_approval` | `compensation.none`."""
+    event = Outbound(type=f"compensation.{decision.outcome}", case_id=case_id, causation_id=causation_id,
+                     occurred_at=occurred_at, **decision_fields(decision, decision_id, customer_id))
+    return event.model_dump(mode="json")  # keeps nulls: rule_id and authority are contract fields
+
+
+def settled_event(stored: dict[str, Any], answer: ApprovalAnswer, occurred_at: datetime) -> dict[str, Any]:
+    """`compensation.approved` | `compensation.denied`, repeating what was approved and by whom."""
+    fields = {k: stored[k] for k in ("decision_id", "customer_id", "offers", "value", "currency", "rule_id",
+                                      "policy_version", "authority", "reason_code", "reason_codes")}
+    event = Outbound(type=answer.type, case_id=stored["case_id"], causation_id=answer.event_id,
+                     occurred_at=occurred_at, approver={"role": answer.approver.role, "id": answer.approver.id},
+                     **fields)
+    return event.model_dump(mode="json")
+
+
+def escalated_event(stored: dict[str, Any], to_role: str, level: int, causation_id: str,
+                    occurred_at: datetime) -> dict[str, Any]:
+    """A stale pending approval handed to the next role: a new `compensation.pending_approval`."""
+    fields = {k: stored[k] for k in ("decision_id", "customer_id", "offers", "value", "currency", "rule_id",
+                                      "policy_version", "reason_code", "reason_codes")}
+    event = Outbound(type="compensation.pending_approval", case_id=stored["case_id"], causation_id=causation_id,
+                     occurred_at=occurred_at, authority=to_role, escalated=True, escalation_level=level, **fields)
+    return event.model_dump(mode="json")

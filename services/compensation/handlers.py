@@ -1,0 +1,207 @@
+"""Compensation's subscribers and timer: classified complaint in → decision recorded and into the outbox;
+approver's answer in → settled or refused; stale pending approval → escalated to the next role."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from functools import partial
+
+import asyncpg
+from faststream import Context
+from faststream.kafka.annotations import KafkaMessage
+
+from services.compensation import metrics, store
+from services.compensation.contract import (
+    APPROVAL_TYPES, ApprovalAnswer, decision_event, decision_id_for, escalated_event, settled_event,
+)
+from services.compensation.domain import Decision, check_approval, decide, next_role, order_terms
+from services.compensation.policy import CompensationPolicy
+from shared import timers
+from shared.events import COMPENSATION, REJECTED, CaseReopened, ComplaintClassified, dump
+from shared.inbound import RecordRef, RejectedInput, parse_event, rejected_event
+from shared.outbox import enqueue
+from shared.policy import PolicyHolder
+from shared.service import ServiceRuntime
+
+log = logging.getLogger(__name__)
+
+ESCALATION = "approval_escalation"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def month_start(now: datetime) -> datetime:
+    return now.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def escalation_key(decision_id: str) -> str:
+    return f"escalate:{decision_id}"
+
+
+@dataclass
+class Compensation:
+    runtime: ServiceRuntime
+    policy: PolicyHolder[CompensationPolicy]
+
+    # ---------- complaint.classified → decision ----------
+    async def decide_complaint(self, conn: asyncpg.Connection, complaint: ComplaintClassified) -> str:
+        loaded = self.policy.current()
+        policy, now = loaded.policy, utc_now()
+        reopens = await store.lock_case(conn, complaint.case_id)
+        currency = order_terms(complaint, policy).currency
+        if policy.monthly_budget(complaint.source, currency) is not None:
+            await store.lock_budget(conn, complaint.source, currency)
+        state = await store.case_state(conn, complaint.case_id, reopens, currency, complaint.source, month_start(now))
+        decision = decide(complaint, policy, loaded.version, state.facts)
+        decision_id = decision_id_for(complaint.event_id)
+        inputs = {"complaint": dump(complaint), "facts": store.facts_as_inputs(state.facts)}
+        record = partial(store.insert_decision, conn, decision_id=decision_id, case_id=complaint.case_id,
+                         customer_id=complaint.customer_id, source=complaint.source, causation_id=complaint.event_id,
+                         grant_round=state.grant_round, inputs=inputs, decided_at=now)
+        if not await record(decision=decision):
+            # The constraint saw a compensation this code did not: never grant twice.
+            decision = _refused_as_duplicate(decision)
+            await record(decision=decision)
+        await self._publish_decision(conn, decision, decision_id, complaint, now)
+        if decision.outcome == "pending_approval":
+            await timers.arm(conn, store.SCHEMA, escalation_key(decision_id), ESCALATION,
+                             now + policy.approval_escalation_after, {"decision_id": decision_id})
+        return decision.outcome
+
+    async def _publish_decision(self, conn: asyncpg.Connection, decision: Decision, decision_id: str,
+                                complaint: ComplaintClassified, now: datetime) -> None:
+        event = decision_event(decision, decision_id, complaint.case_id, complaint.customer_id, complaint.event_id, now)
+        await enqueue(conn, store.SCHEMA, self.runtime.topic(COMPENSATION), complaint.case_id, event)
+        metrics.decisions.labels(decision.outcome, decision.rule_id or "none", decision.reason_code).inc()
+        if decision.outcome == "granted":
+            metrics.value_granted.labels(decision.currency).inc(decision.value)
+
+    # ---------- compensation.approved / compensation.denied ----------
+    async def settle(self, conn: asyncpg.Connection, answer: ApprovalAnswer, ref: RecordRef) -> str:
+        stored = await store.decision_for_update(conn, answer.decision_id)
+        if stored is None:
+            return await self._refuse(conn, answer, ref, "unknown_decision", "no compensation decision has this id")
+        if stored["status"] != "pending":
+            return await self._refuse(conn, answer, ref, "not_pending",
+                                      f"the decision is {stored['status']}, not waiting for approval")
+        policy = self.policy.policy
+        check = check_approval(stored["value"], stored["currency"], answer.approver.role, policy)
+        if not check.ok:
+            code = "unknown_approver_role" if policy.find_role(answer.approver.role) is None else "approver_not_authorised"
+            return await self._refuse(conn, answer, ref, code, check.reason)
+        now = utc_now()
+        await store.settle(conn, answer.decision_id, answer.approved, answer.approver.role, answer.approver.id, now)
+        await self._record_answer(conn, answer, accepted=True, reason=check.reason)
+        await timers.cancel(conn, store.SCHEMA, [escalation_key(answer.decision_id)])
+        event = settled_event(stored, answer, now)
+        await enqueue(conn, store.SCHEMA, self.runtime.topic(COMPENSATION), stored["case_id"], event)
+        waited = (now - stored["decided_at"]).total_seconds()
+        metrics.approval_latency.labels("approved" if answer.approved else "denied").observe(max(0.0, waited))
+        if answer.approved:
+            metrics.value_granted.labels(stored["currency"]).inc(stored["value"])
+        return "approved" if answer.approved else "denied"
+
+    async def _refuse(self, conn: asyncpg.Connection, answer: ApprovalAnswer, ref: RecordRef, reason: str,
+                      explanation: str) -> str:
+        # Refused answers go to the rejected topic, so the CRM sees why its approval did not count.
+        await self._record_answer(conn, answer, accepted=False, reason=f"{reason}: {explanation}")
+        event = rejected_event(ref, reason, [explanation], metrics.SERVICE, self.runtime.settings.helpdesk_topic_prefix)
+        event.decision_id = answer.decision_id
+        await enqueue(conn, store.SCHEMA, self.runtime.topic(REJECTED), ref.key, event)
+        metrics.approvals_refused.labels(reason).inc()
+        log.info("approval answer %s for decision %s refused: %s", answer.event_id, answer.decision_id, reason)
+        return "refused"
+
+    @staticmethod
+    async def _record_answer(conn: asyncpg.Connection, answer: ApprovalAnswer, *, accepted: bool, reason: str) -> None:
+        await store.record_answer(conn, event_id=answer.event_id, decision_id=answer.decision_id,
+                                  answer=answer.type.removeprefix("compensation."),
+                                  approver_role=answer.approver.role, approver_id=answer.approver.id,
+                                  accepted=accepted, reason=reason)
+
+    # ---------- case.reopened ----------
+    async def record_reopen(self, conn: asyncpg.Connection, event: CaseReopened) -> str:
+        await store.record_reopen(conn, event.case_id)
+        return "reopened"
+
+    # ---------- timer: a pending approval nobody answered ----------
+    async def escalate(self, conn: asyncpg.Connection, timer: timers.Timer) -> None:
+        decision_id = timer.payload["decision_id"]
+        stored = await store.decision_for_update(conn, decision_id)
+        if stored is None or stored["status"] != "pending":
+            return
+        policy = self.policy.policy
+        to_role = next_role(stored["authority"] or "", policy)
+        if to_role is None:
+            log.warning("pending decision %s is stale and %s is the top role: nobody to escalate to",
+                        decision_id, stored["authority"])
+            return
+        now = utc_now()
+        level = await store.escalate(conn, decision_id, to_role)
+        event = escalated_event(stored, to_role, level, stored["causation_id"], now)
+        await enqueue(conn, store.SCHEMA, self.runtime.topic(COMPENSATION), stored["case_id"], event)
+        await timers.arm(conn, store.SCHEMA, escalation_key(decision_id), ESCALATION,
+                         now + policy.approval_escalation_after, {"decision_id": decision_id})
+        metrics.escalations.labels(to_role).inc()
+
+    # ---------- gauges ----------
+    async def refresh_gauges(self, every: float = 5.0) -> None:
+        while True:
+            try:
+                await self._refresh_gauges_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("compensation gauges not refreshed", exc_info=True)
+            await asyncio.sleep(every)
+
+    async def _refresh_gauges_once(self) -> None:
+        policy = self.policy.policy
+        async with self.runtime.pool.acquire() as conn:
+            metrics.pending_approvals.set(await store.pending_count(conn))
+            spent = await store.spent_by_source(conn, month_start(utc_now()))
+        sources = {s for s in policy.budgets if s != "*"} | {s for s, _ in spent}
+        metrics.budget_remaining.clear()
+        for source in sorted(sources):
+            per_currency = policy.budgets.get(source, policy.budgets.get("*", {}))
+            for currency, budget in per_currency.items():
+                metrics.budget_remaining.labels(source, currency).set(budget - spent.get((source, currency), 0.0))
+
+
+def _refused_as_duplicate(decision: Decision) -> Decision:
+    return replace(decision, outcome="none", offers=[], value=0.0, authority=None, reason_code="already_granted",
+                   reason_codes=("already_granted",),
+                   explanation=decision.explanation + ("refused by the one-compensation-per-case constraint",))
+
+
+# ---------- subscribers ----------
+def parse_classified(raw: bytes | None) -> ComplaintClassified:
+    return parse_event(raw, ComplaintClassified, ("complaint.classified",))
+
+
+def parse_answer(raw: bytes | None) -> ApprovalAnswer:
+    return parse_event(raw, ApprovalAnswer, APPROVAL_TYPES)
+
+
+async def on_classified(msg: KafkaMessage, compensation: Compensation = Context("compensation")) -> None:
+    await compensation.runtime.inbox.handle(msg.raw_message, parse_classified, compensation.decide_complaint)
+
+
+async def on_approval(msg: KafkaMessage, compensation: Compensation = Context("compensation")) -> None:
+    ref = RecordRef.of(msg.raw_message)
+    apply = lambda conn, answer: compensation.settle(conn, answer, ref)  # noqa: E731 - the record travels along
+    await compensation.runtime.inbox.handle(msg.raw_message, parse_answer, apply)
+
+
+async def on_case_activity(msg: KafkaMessage, compensation: Compensation = Context("compensation")) -> None:
+    # Only reopened cases matter here. Bad case-activity records are reported by sla and followup,
+    # which own that topic's rejections; reporting them a third time would only add noise.
+    try:
+        event = parse_event(msg.raw_message.value, CaseReopened, ("case.reopened",))
+    except RejectedInput:
+        return
+    await compensation.runtime.inbox.handle(msg.raw_message, lambda _raw: event, compensation.record_reopen)

@@ -1,0 +1,224 @@
+"""Compensation's tables: cases (how often reopened), decisions (the audit trail) and approval answers.
+
+One compensation per case and grant round is a database constraint, not only a check in code: the
+partial unique index `one_compensation_per_round` refuses a second granted or pending decision for
+the same case and round, whatever races two instances run into. A round is 1 + how often the case
+was reopened, so a reopened case can get a second grant where a rule allows it, and never a third
+in the same round.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.compensation.domain import CaseFacts, Decision
+
+SCHEMA = "compensation"
+
+MIGRATIONS = [
+    (
+        1,
+        """
+        CREATE TABLE {schema}.cases (
+            case_id    text PRIMARY KEY,
+            reopens    int NOT NULL DEFAULT 0,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        -- One row per decision: what was decided, by which rule and policy version, from which inputs.
+        CREATE TABLE {schema}.decisions (
+            decision_id    text PRIMARY KEY,
+            case_id        text NOT NULL,
+            customer_id    text NOT NULL,
+            source         text NOT NULL,
+            causation_id   text NOT NULL,
+            grant_round    int  NOT NULL,
+            outcome        text NOT NULL CHECK (outcome IN ('granted', 'pending_approval', 'none')),
+            status         text NOT NULL CHECK (status IN ('granted', 'pending', 'approved', 'denied', 'none')),
+            rule_id        text,
+            policy_version text NOT NULL,
+            offers         jsonb NOT NULL,
+            value          numeric(16, 2) NOT NULL CHECK (value >= 0),
+            currency       text NOT NULL,
+            authority      text,
+            reason_code    text NOT NULL,
+            reason_codes   text[] NOT NULL,
+            inputs         jsonb NOT NULL,
+            explanation    jsonb NOT NULL,
+            decided_at     timestamptz NOT NULL,
+            settled_at     timestamptz,
+            approver_role  text,
+            approver_id    text,
+            escalations    int NOT NULL DEFAULT 0
+        );
+        CREATE UNIQUE INDEX one_compensation_per_round ON {schema}.decisions (case_id, grant_round)
+            WHERE outcome IN ('granted', 'pending_approval');
+        CREATE INDEX decisions_case ON {schema}.decisions (case_id);
+        CREATE INDEX decisions_budget ON {schema}.decisions (source, currency, decided_at)
+            WHERE status IN ('granted', 'approved');
+        CREATE INDEX decisions_pending ON {schema}.decisions (decided_at) WHERE status = 'pending';
+        -- Every answer to a pending decision, accepted or refused, and why.
+        CREATE TABLE {schema}.approval_answers (
+            event_id      text PRIMARY KEY,
+            decision_id   text NOT NULL,
+            answer        text NOT NULL,
+            approver_role text NOT NULL,
+            approver_id   text NOT NULL,
+            accepted      boolean NOT NULL,
+            reason        text NOT NULL,
+            received_at   timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX approval_answers_decision ON {schema}.approval_answers (decision_id);
+        """,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class CaseState:
+    grant_round: int
+    facts: CaseFacts
+
+
+async def lock_case(conn: asyncpg.Connection, case_id: str) -> int:
+    """Serialises decisions on one case; returns how often it was reopened."""
+    await conn.execute(f"INSERT INTO {SCHEMA}.cases (case_id) VALUES ($1) ON CONFLICT DO NOTHING", case_id)
+    return await conn.fetchval(f"SELECT reopens FROM {SCHEMA}.cases WHERE case_id = $1 FOR UPDATE", case_id)
+
+
+async def record_reopen(conn: asyncpg.Connection, case_id: str) -> None:
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.cases AS c (case_id, reopens) VALUES ($1, 1) "
+        "ON CONFLICT (case_id) DO UPDATE SET reopens = c.reopens + 1, updated_at = now()",
+        case_id,
+    )
+
+
+async def lock_budget(conn: asyncpg.Connection, source: str, currency: str) -> None:
+    # Two cases of one team decided at once must not both spend the budget's last euros.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"compensation-budget:{source}:{currency}")
+
+
+async def case_state(conn: asyncpg.Connection, case_id: str, reopens: int, currency: str, source: str,
+                     month_start: datetime) -> CaseState:
+    grant_round = reopens + 1
+    row = await conn.fetchrow(
+        f"""
+        SELECT count(*) AS compensations,
+               count(*) FILTER (WHERE grant_round = $2) AS this_round,
+               coalesce(sum(value) FILTER (WHERE currency = $3 AND status IN ('granted', 'pending', 'approved')), 0)
+                   AS granted_total
+        FROM {SCHEMA}.decisions WHERE case_id = $1 AND outcome IN ('granted', 'pending_approval')
+        """,
+        case_id, grant_round, currency,
+    )
+    spent = await month_spent(conn, source, currency, month_start)
+    facts = CaseFacts(
+        granted_total=float(row["granted_total"]),
+        already_compensated=row["compensations"] > 0,
+        reopened=reopens > 0 and row["this_round"] == 0,
+        month_spent=spent,
+    )
+    return CaseState(grant_round, facts)
+
+
+async def month_spent(conn: asyncpg.Connection, source: str, currency: str, month_start: datetime) -> float:
+    spent = await conn.fetchval(
+        f"SELECT coalesce(sum(value), 0) FROM {SCHEMA}.decisions "
+        "WHERE source = $1 AND currency = $2 AND status IN ('granted', 'approved') AND decided_at >= $3",
+        source, currency, month_start,
+    )
+    return float(spent)
+
+
+async def insert_decision(conn: asyncpg.Connection, *, decision_id: str, decision: Decision, case_id: str,
+                          customer_id: str, source: str, causation_id: str, grant_round: int,
+                          inputs: dict[str, Any], decided_at: datetime) -> bool:
+    """False when the one-compensation-per-round constraint refused it (another decision won the race)."""
+    status = {"granted": "granted", "pending_approval": "pending", "none": "none"}[decision.outcome]
+    try:
+        async with conn.transaction():  # a savepoint: the refusal must not abort the caller's transaction
+            await conn.execute(
+                f"""
+                INSERT INTO {SCHEMA}.decisions (decision_id, case_id, customer_id, source, causation_id, grant_round,
+                    outcome, status, rule_id, policy_version, offers, value, currency, authority, reason_code,
+                    reason_codes, inputs, explanation, decided_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16, $17::jsonb,
+                        $18::jsonb, $19)
+                """,
+                decision_id, case_id, customer_id, source, causation_id, grant_round, decision.outcome, status,
+                decision.rule_id, decision.policy_version, json.dumps(decision.offers), Decimal(str(decision.value)),
+                decision.currency, decision.authority, decision.reason_code, list(decision.reason_codes),
+                json.dumps(inputs, default=str), json.dumps(list(decision.explanation)), decided_at,
+            )
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
+
+
+def facts_as_inputs(facts: CaseFacts) -> dict[str, Any]:
+    return asdict(facts)
+
+
+def _decision_row(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out = dict(row)
+    out["value"] = float(out["value"])
+    out["offers"] = json.loads(out["offers"]) if isinstance(out["offers"], str) else out["offers"]
+    out["reason_codes"] = list(out["reason_codes"])
+    return out
+
+
+async def decision_for_update(conn: asyncpg.Connection, decision_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"SELECT decision_id, case_id, customer_id, causation_id, status, offers, value, currency, rule_id, "
+        f"policy_version, authority, reason_code, reason_codes, decided_at, escalations "
+        f"FROM {SCHEMA}.decisions WHERE decision_id = $1 FOR UPDATE",
+        decision_id,
+    )
+    return _decision_row(row)
+
+
+async def settle(conn: asyncpg.Connection, decision_id: str, approved: bool, approver_role: str, approver_id: str,
+                 settled_at: datetime) -> None:
+    await conn.execute(
+        f"UPDATE {SCHEMA}.decisions SET status = $2, approver_role = $3, approver_id = $4, settled_at = $5 "
+        "WHERE decision_id = $1",
+        decision_id, "approved" if approved else "denied", approver_role, approver_id, settled_at,
+    )
+
+
+async def record_answer(conn: asyncpg.Connection, *, event_id: str, decision_id: str, answer: str,
+                        approver_role: str, approver_id: str, accepted: bool, reason: str) -> None:
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.approval_answers (event_id, decision_id, answer, approver_role, approver_id, accepted, "
+        "reason) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+        event_id, decision_id, answer, approver_role, approver_id, accepted, reason,
+    )
+
+
+async def escalate(conn: asyncpg.Connection, decision_id: str, to_role: str) -> int:
+    return await conn.fetchval(
+        f"UPDATE {SCHEMA}.decisions SET authority = $2, escalations = escalations + 1 "
+        "WHERE decision_id = $1 RETURNING escalations",
+        decision_id, to_role,
+    )
+
+
+# ---------- for gauges ----------
+async def pending_count(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.decisions WHERE status = 'pending'")
+
+
+async def spent_by_source(conn: asyncpg.Connection, month_start: datetime) -> dict[tuple[str, str], float]:
+    rows = await conn.fetch(
+        f"SELECT source, currency, sum(value) AS spent FROM {SCHEMA}.decisions "
+        "WHERE status IN ('granted', 'approved') AND decided_at >= $1 GROUP BY source, currency",
+        month_start,
+    )
+    return {(r["source"], r["currency"]): float(r["spent"]) for r in rows}
