@@ -1,0 +1,58 @@
+"""Reading a whole topic once, for operator tools (the `helpdesk` CLI, the demo, tests)."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.kafka import client_args
+from shared.settings import Settings
+
+
+async def read_topic(settings: Settings, name: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every JSON record now in `name` (prefix applied), oldest first per partition."""
+    consumer = AIOKafkaConsumer(**client_args(settings), enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        topic = settings.topic(name)
+        if topic not in await consumer.topics():
+            return []
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            # A consumer without subscriptions has no partition metadata yet; aiokafka has no
+            # public call for it.
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[dict[str, Any]] = []
+
+        async def behind() -> list[TopicPartition]:
+            return [tp for tp in tps if await consumer.position(tp) < ends[tp]]
+
+        while (lagging := await behind()) and (limit is None or len(out) < limit):
+            batch = await consumer.getmany(*lagging, timeout_ms=1000)
+            for records in batch.values():
+                for r in records:
+                    try:
+                        value = json.loads(r.value)
+                    except Exception:
+                        continue
+                    if isinstance(value, dict):
+                        out.append(value)
+        return out
+    finally:
+        try:
+            await consumer.stop()
+        except asyncio.CancelledError:
+            # aiokafka can leak the cancellation of its own coordinator task from stop() when a
+            # group-less consumer stops right after starting; only a real cancel must propagate.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise

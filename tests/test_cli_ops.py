@@ -1,0 +1,75 @@
+"""The `helpdesk` operator commands against the real servers."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from services.cli import app
+from shared.events import CLASSIFIED, COMPLAINTS, REJECTED
+from tests.intake.factories import complaint_event
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+
+async def invoke(ns, *args):
+    """The CLI runs its own event loop, as from a shell: run it off the test's loop."""
+    return await asyncio.to_thread(_invoke, ns, *args)
+
+
+def _invoke(ns, *args):
+    env = {"KAFKA_BOOTSTRAP_SERVERS": ns.servers.kafka_bootstrap, "DATABASE_URL": ns.database_url,
+           "HELPDESK_TOPIC_PREFIX": ns.prefix}
+    from shared.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        return runner.invoke(app, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
+
+
+async def test_ops_list_rejected_records_and_replay_them_after_a_fix(ns):
+    ns.service("intake")
+    bad = complaint_event(event_id=str(uuid.uuid4()), case_id="CRM-BAD-1", channel="fax")
+    await ns.kafka.publish(COMPLAINTS, json.dumps(bad).encode(), key="CRM-BAD-1")
+    await ns.kafka.publish(COMPLAINTS, b"garbage", key="CRM-BAD-2")
+    await ns.kafka.wait_for(REJECTED, lambda rs: len(rs) == 2)
+
+    listed = await invoke(ns, "rejected", "list", "--reason", "invalid_fields")
+    assert listed.exit_code == 0, listed.output
+    assert "CRM-BAD-1" in listed.output and "CRM-BAD-2" not in listed.output
+
+    dry = await invoke(ns, "rejected", "replay", "--case", "CRM-BAD-2", "--dry-run")
+    assert dry.exit_code == 0 and "1 record(s)" in dry.output
+    assert len(await ns.kafka.read_all(REJECTED)) == 2, "a dry run publishes nothing"
+
+    replayed = await invoke(ns, "rejected", "replay", "--case", "CRM-BAD-2")
+    assert replayed.exit_code == 0, replayed.output
+    records = await ns.kafka.wait_for(REJECTED, lambda rs: len(rs) == 3)
+    assert sum(r.get("case_id") == "CRM-BAD-2" or r.get("key") == "CRM-BAD-2" for r in records) == 2
+
+
+async def test_case_show_prints_what_the_services_know_about_a_case(ns):
+    ns.service("intake")
+    event = complaint_event(event_id=str(uuid.uuid4()), case_id="CRM-SHOW-1", subject="Order is late",
+                            description="My delivery is late.")
+    await ns.kafka.publish(COMPLAINTS, event)
+    await ns.kafka.wait_for(CLASSIFIED, lambda rs: len(rs) == 1)
+    shown = await invoke(ns, "case", "show", "CRM-SHOW-1")
+    assert shown.exit_code == 0, shown.output
+    assert "intake.cases" in shown.output and "delay" in shown.output
+    assert "Sue Miller" not in shown.output, "the helpdesk stores no names"
+    assert (await invoke(ns, "case", "show", "CRM-NOPE")).exit_code == 1
+
+
+async def test_simulate_publishes_complaints_and_their_activity(ns):
+    result = await invoke(ns, "simulate", "--rate", "20", "--duration", "1", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    complaints = await ns.kafka.read_all(COMPLAINTS)
+    assert len(complaints) == 20
+    assert all(c["type"] == "complaint.received" for c in complaints)
