@@ -1,0 +1,29 @@
+"""Wiring of the followup service: `python -m services.followup`."""
+from __future__ import annotations
+
+from services.followup import handlers, store
+from services.followup.policy import FollowupPolicy
+from shared import kafka
+from shared.events import CASE_ACTIVITY, CLASSIFIED
+from shared.service import ServiceRuntime
+from shared.settings import Settings
+
+
+def build(settings: Settings | None = None) -> ServiceRuntime:
+    runtime = ServiceRuntime("followup", migrations=store.MIGRATIONS, settings=settings)
+    policy = runtime.policy("followup.yaml", FollowupPolicy)
+    followups = handlers.Followups(runtime, policy)
+    runtime.set_context("followups", followups)
+    # One consumer for both topics: two subscribers sharing a consumer group rebalance against each
+    # other at start-up, and the first one was seen to stop receiving afterwards.
+    runtime.broker.subscriber(
+        runtime.topic(CLASSIFIED), runtime.topic(CASE_ACTIVITY), group_id=runtime.settings.group(runtime.name),
+        title="followup.inbound", **kafka.CONSUMER_OPTIONS,
+    )(handlers.on_inbound)
+    runtime.timers(fire_one=followups.fire_one, fire_batch=followups.fire)
+    runtime.background(followups.watch_retention)
+    return runtime
+
+
+runtime = build()
+app = runtime.app

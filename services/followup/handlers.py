@@ -1,0 +1,262 @@
+"""Followup's subscribers and timer: resolved → follow-ups scheduled; returned/reopened → cancelled; due → sent.
+
+Every state change and the events it causes commit in one transaction (outbox + durable timers).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter as Tally
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from faststream import Context
+from faststream.kafka.annotations import KafkaMessage
+
+from services.followup import metrics, store
+from services.followup.contract import FollowupCancelled, FollowupDue, FollowupScheduled
+from services.followup.domain import (
+    CASE_REOPENED, CUSTOMER_RETURNED, PendingFollowup, PlannedFollowup, ResolvedCase, SkippedFollowup,
+    cancel_on_reopened, cancel_on_returned, decide_at_due, followup_id_for, improvement_recipients,
+    plan_improvement_notice, plan_on_resolved,
+)
+from services.followup.policy import FollowupPolicy
+from shared import timers
+from shared.events import (
+    ACTIVITY_TYPES, CLASSIFIED, FOLLOWUPS, CaseReopened, CaseResolved, ComplaintClassified, CustomerReturned, case_activity, now,
+)
+from shared.inbound import parse_event
+from shared.outbox import enqueue_many
+from shared.policy import PolicyHolder
+from shared.service import ServiceRuntime
+
+log = logging.getLogger(__name__)
+
+TIMER_KIND = "followup_due"
+
+
+def timer_key(followup_id: str) -> str:
+    return f"followup:{followup_id}"
+
+
+def parse_classified(raw: bytes | None) -> ComplaintClassified:
+    return parse_event(raw, ComplaintClassified)
+
+
+def parse_activity(raw: bytes | None) -> Any:
+    return parse_event(raw, case_activity, ACTIVITY_TYPES)
+
+
+@dataclass
+class Followups:
+    runtime: ServiceRuntime
+    policy: PolicyHolder[FollowupPolicy]
+
+    # ---------- inbound ----------
+    async def record_classification(self, conn: asyncpg.Connection, event: ComplaintClassified) -> str:
+        before = await store.upsert_case(conn, event)
+        received_at = event.received_at or event.occurred_at
+        if before is not None and before["status"] == "resolved" and received_at > before["resolved_at"]:
+            # The customer complained again on a resolved case: as good as reopened.
+            await self.reopen(conn, event.case_id, event.event_id)
+        for held in sorted(await store.take_held_activity(conn, event.case_id), key=lambda r: r["occurred_at"]):
+            if held["type"] == "case.resolved":
+                await self.resolve(conn, event.case_id, held["event_id"], held["occurred_at"], held["improvement"])
+            else:
+                await self.reopen(conn, event.case_id, held["event_id"])
+        return "recorded"
+
+    async def record_activity(self, conn: asyncpg.Connection, event: Any) -> str:
+        if isinstance(event, CustomerReturned):
+            return await self.customer_returned(conn, event)
+        if not isinstance(event, (CaseResolved, CaseReopened)):
+            return "ignored"  # contacts, promises, pauses: the sla service's business
+        improvement = isinstance(event, CaseResolved) and bool(event.improvement and event.improvement.strip())
+        if await store.case_for_update(conn, event.case_id) is None:
+            # The classification is still on its way; apply this when it arrives, in order.
+            await store.hold_activity(conn, event.event_id, event.case_id, event.type, event.occurred_at, improvement)
+            return "held"
+        if isinstance(event, CaseResolved):
+            return await self.resolve(conn, event.case_id, event.event_id, event.occurred_at, improvement)
+        return await self.reopen(conn, event.case_id, event.event_id)
+
+    async def resolve(self, conn: asyncpg.Connection, case_id: str, event_id: str, resolved_at: datetime, improvement: bool) -> str:
+        case = await store.case_for_update(conn, case_id)
+        if case["status"] == "resolved":
+            return "already_resolved"  # a second resolution without a reopen plans nothing new
+        await store.set_case_status(conn, case_id, "resolved", resolved_at)
+        policy, customer_id, clock = self.policy.current().policy, case["customer_id"], now()
+        await store.lock_customers(conn, [customer_id])
+        was_in_retention = await store.in_retention(conn, customer_id)
+        facts = await store.customer_facts(
+            conn, customer_id, timezone=case["timezone"], loyalty=case["loyalty"], exclude_case=case_id,
+        )
+        plan = plan_on_resolved(policy, ResolvedCase(case_id, resolved_at, improvement), facts, clock)
+        await self.schedule(conn, plan.planned, plan.skipped, event_id)
+        if not was_in_retention and any(p.kind == "retention_checkin" for p in plan.planned):
+            metrics.entered_retention.inc()
+        if improvement:
+            await self.spread_the_word(conn, policy, case, event_id, clock)
+        return "resolved"
+
+    async def spread_the_word(self, conn: asyncpg.Connection, policy: FollowupPolicy, case: asyncpg.Record, event_id: str, clock: datetime) -> None:
+        """Tells other customers with a recent case in the same category what was changed."""
+        if not (policy.improvement_notice.enabled and policy.improvement_notice.notify_same_category_customers):
+            return
+        candidates = await store.category_candidates(
+            conn, case["category"], clock - policy.improvement_notice.lookback, case["customer_id"],
+        )
+        recipients = improvement_recipients(
+            policy, category=case["category"], resolving_customer_id=case["customer_id"], candidates=candidates, now=clock,
+        )
+        await store.lock_customers(conn, [r.customer_id for r in recipients])
+        profiles = await store.customer_profiles(conn, [r.customer_id for r in recipients])
+        planned, skipped = [], []
+        for recipient in recipients:
+            zone, loyalty = profiles.get(recipient.customer_id, ("UTC", "standard"))
+            facts = await store.customer_facts(conn, recipient.customer_id, timezone=zone, loyalty=loyalty)
+            placed = plan_improvement_notice(policy, recipient, facts, clock)
+            (planned if isinstance(placed, PlannedFollowup) else skipped).append(placed)
+        await self.schedule(conn, planned, skipped, event_id)
+
+    async def reopen(self, conn: asyncpg.Connection, case_id: str, event_id: str) -> str:
+        await store.set_case_status(conn, case_id, "open")
+        pending = await store.scheduled_of_case(conn, case_id)
+        await self.cancel(conn, cancel_on_reopened(pending, case_id), CASE_REOPENED, event_id)
+        return "reopened"
+
+    async def customer_returned(self, conn: asyncpg.Connection, event: CustomerReturned) -> str:
+        await store.lock_customers(conn, [event.customer_id])
+        ending = cancel_on_returned(await store.scheduled_of_customer(conn, event.customer_id), event.customer_id)
+        if ending:
+            metrics.returned_after_recovery.inc()  # came back while we were still keeping in touch
+        await self.cancel(conn, ending, CUSTOMER_RETURNED, event.event_id)
+        return "returned"
+
+    # ---------- scheduling and cancelling ----------
+    async def schedule(
+        self, conn: asyncpg.Connection, planned: Sequence[PlannedFollowup], skipped: Sequence[SkippedFollowup], causation_id: str,
+    ) -> None:
+        sequence: Tally[tuple[str, str]] = Tally()
+
+        def next_id(item: PlannedFollowup | SkippedFollowup) -> str:
+            n = sequence[(item.customer_id, item.kind)]
+            sequence[(item.customer_id, item.kind)] += 1
+            return followup_id_for(causation_id, item.customer_id, item.kind, n)
+
+        ordered = sorted([*planned, *skipped], key=lambda i: (i.customer_id, i.kind, _due(i)))
+        ids = {id(item): next_id(item) for item in ordered}
+        new = set(await store.record_planned(conn, [(ids[id(p)], p) for p in planned], causation_id))
+        await store.record_skipped(conn, [(ids[id(s)], s) for s in skipped], causation_id)
+        fresh = [p for p in planned if ids[id(p)] in new]
+        await timers.arm_many(conn, store.SCHEMA, [
+            timers.Timer(timer_key(ids[id(p)]), TIMER_KIND, p.due_at, {"followup_id": ids[id(p)]}) for p in fresh
+        ])
+        await self._emit(conn, [
+            FollowupScheduled(case_id=p.case_id, causation_id=causation_id, followup_id=ids[id(p)], customer_id=p.customer_id,
+                              kind=p.kind, due_at=p.due_at, channel=p.channel, reason=p.reason)
+            for p in fresh
+        ])
+        for p in fresh:
+            metrics.scheduled.labels(p.kind, p.channel).inc()
+            for rule in p.deferred_by:
+                metrics.deferred.labels(p.kind, rule).inc()
+        for s in skipped:
+            metrics.count_skip(s.kind, s.reason)
+
+    async def cancel(self, conn: asyncpg.Connection, ending: Sequence[PendingFollowup], reason: str, causation_id: str) -> None:
+        if not ending:
+            return
+        await store.close_followups(conn, [p.followup_id for p in ending], "cancelled", reason)
+        await timers.cancel(conn, store.SCHEMA, [timer_key(p.followup_id) for p in ending])
+        await self._emit(conn, [_cancelled(p, causation_id, reason) for p in ending])
+        for p in ending:
+            metrics.cancelled.labels(p.kind, p.channel, reason).inc()
+
+    async def _emit(self, conn: asyncpg.Connection, events: Sequence[Any]) -> None:
+        topic = self.runtime.topic(FOLLOWUPS)
+        await enqueue_many(conn, store.SCHEMA, [(topic, e.case_id, e) for e in events])
+
+    # ---------- due ----------
+    async def fire(self, conn: asyncpg.Connection, due_timers: Sequence[timers.Timer]) -> None:
+        """Sends the follow-ups whose time has come, checking the rules once more with today's facts."""
+        ids = [t.payload.get("followup_id", "") for t in due_timers if t.kind == TIMER_KIND]
+        await store.lock_customers(conn, await store.customers_of(conn, ids))
+        scheduled = await store.scheduled_by_ids(conn, ids)  # cancelled ones are gone: nothing to send
+        profiles = await store.customer_profiles(conn, [p.customer_id for p, _ in scheduled])
+        policy, clock = self.policy.current().policy, now()
+        for followup, causation_id in scheduled:
+            zone, loyalty = profiles.get(followup.customer_id, ("UTC", "standard"))
+            facts = await store.customer_facts(
+                conn, followup.customer_id, timezone=zone, loyalty=loyalty,
+                exclude_case=followup.case_id, exclude_followup=followup.followup_id,
+            )
+            decision = decide_at_due(policy, followup, facts, clock)
+            if decision.action == "send":
+                await self._send(conn, followup, causation_id)
+            elif decision.action == "defer":
+                await self._defer(conn, followup, causation_id, decision.due_at, decision.reason)
+            else:
+                await self._skip_at_due(conn, followup, causation_id, decision.reason)
+
+    async def fire_one(self, conn: asyncpg.Connection, timer: timers.Timer) -> None:
+        await self.fire(conn, [timer])
+
+    async def _send(self, conn: asyncpg.Connection, followup: PendingFollowup, causation_id: str) -> None:
+        await store.close_followups(conn, [followup.followup_id], "due", "")
+        await self._emit(conn, [FollowupDue(
+            case_id=followup.case_id, causation_id=causation_id, followup_id=followup.followup_id,
+            customer_id=followup.customer_id, kind=followup.kind, due_at=followup.due_at, channel=followup.channel,
+        )])
+        metrics.due.labels(followup.kind, followup.channel).inc()
+
+    async def _defer(self, conn: asyncpg.Connection, followup: PendingFollowup, causation_id: str, due_at: datetime, rules: str) -> None:
+        reason = f"deferred when due: {rules}"
+        await store.move_due(conn, followup.followup_id, due_at, reason)
+        await timers.arm(conn, store.SCHEMA, timer_key(followup.followup_id), TIMER_KIND, due_at, {"followup_id": followup.followup_id})
+        await self._emit(conn, [FollowupScheduled(
+            case_id=followup.case_id, causation_id=causation_id, followup_id=followup.followup_id,
+            customer_id=followup.customer_id, kind=followup.kind, due_at=due_at, channel=followup.channel, reason=reason,
+        )])
+        for rule in rules.split(", "):
+            metrics.deferred.labels(followup.kind, rule).inc()
+
+    async def _skip_at_due(self, conn: asyncpg.Connection, followup: PendingFollowup, causation_id: str, rule: str) -> None:
+        await store.close_followups(conn, [followup.followup_id], "skipped", rule)
+        await self._emit(conn, [_cancelled(followup, causation_id, f"skipped_at_due:{rule}")])
+        metrics.cancelled.labels(followup.kind, followup.channel, "skipped_at_due").inc()
+        metrics.count_skip(followup.kind, rule)
+
+    # ---------- gauges ----------
+    async def watch_retention(self, every: float = 5.0) -> None:
+        while True:
+            try:
+                assert self.runtime.pool is not None
+                async with self.runtime.pool.acquire() as conn:
+                    metrics.customers_in_retention.set(await store.customers_in_retention(conn))
+            except Exception:
+                log.warning("could not count customers in retention", exc_info=True)
+            await asyncio.sleep(every)
+
+
+def _due(item: PlannedFollowup | SkippedFollowup) -> datetime:
+    return item.due_at if isinstance(item, PlannedFollowup) else item.would_have_been_due
+
+
+def _cancelled(p: PendingFollowup, causation_id: str, reason: str) -> FollowupCancelled:
+    return FollowupCancelled(
+        case_id=p.case_id, causation_id=causation_id, followup_id=p.followup_id, customer_id=p.customer_id,
+        kind=p.kind, due_at=p.due_at, channel=p.channel, reason=reason,
+    )
+
+
+async def on_inbound(msg: KafkaMessage, followups: Followups = Context("followups")) -> None:
+    """Classifications and case activity arrive through one consumer (see app.py)."""
+    record = msg.raw_message
+    if record.topic == followups.runtime.topic(CLASSIFIED):
+        await followups.runtime.inbox.handle(record, parse_classified, followups.record_classification)
+    else:
+        await followups.runtime.inbox.handle(record, parse_activity, followups.record_activity)

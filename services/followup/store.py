@@ -1,0 +1,261 @@
+"""Followup's tables: what we know of each case, every follow-up planned, and activity that came early.
+
+No free text is stored: of a resolution only whether it named an improvement.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import asyncpg
+
+from services.followup.domain import (
+    CategoryCase, Contact, CustomerCase, CustomerFacts, PendingFollowup, PlannedFollowup, SkippedFollowup,
+)
+from shared.events import ComplaintClassified
+
+SCHEMA = "followup"
+
+MIGRATIONS = [
+    (
+        1,
+        """
+        CREATE TABLE {schema}.cases (
+            case_id      text PRIMARY KEY,
+            customer_id  text NOT NULL,
+            category     text NOT NULL,
+            temperament  text NOT NULL,
+            loyalty      text NOT NULL,
+            timezone     text NOT NULL DEFAULT 'UTC',
+            received_at  timestamptz NOT NULL,
+            status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
+            resolved_at  timestamptz,
+            updated_at   timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX cases_customer ON {schema}.cases (customer_id);
+        CREATE INDEX cases_category_received ON {schema}.cases (category, received_at);
+
+        -- status: scheduled (timer armed) → due (sent to the CRM) | cancelled | skipped (never scheduled).
+        CREATE TABLE {schema}.followups (
+            followup_id  text PRIMARY KEY,
+            case_id      text NOT NULL,
+            customer_id  text NOT NULL,
+            kind         text NOT NULL,
+            channel      text NOT NULL,
+            due_at       timestamptz NOT NULL,
+            status       text NOT NULL CHECK (status IN ('scheduled', 'due', 'cancelled', 'skipped')),
+            reason       text NOT NULL DEFAULT '',
+            causation_id text NOT NULL,
+            created_at   timestamptz NOT NULL DEFAULT now(),
+            closed_at    timestamptz
+        );
+        CREATE INDEX followups_customer ON {schema}.followups (customer_id) WHERE status IN ('scheduled', 'due');
+        CREATE INDEX followups_case ON {schema}.followups (case_id);
+        CREATE INDEX followups_retention ON {schema}.followups (customer_id)
+            WHERE kind = 'retention_checkin' AND status = 'scheduled';
+
+        -- Resolutions and reopenings that arrived before the case's classification.
+        CREATE TABLE {schema}.pending_activity (
+            event_id     text PRIMARY KEY,
+            case_id      text NOT NULL,
+            type         text NOT NULL,
+            occurred_at  timestamptz NOT NULL,
+            improvement  boolean NOT NULL DEFAULT false
+        );
+        CREATE INDEX pending_activity_case ON {schema}.pending_activity (case_id, occurred_at);
+        """,
+    ),
+]
+
+_FOLLOWUP_COLUMNS = "followup_id, kind, case_id, customer_id, due_at, channel"
+
+
+# ---------- cases ----------
+async def upsert_case(conn: asyncpg.Connection, event: ComplaintClassified) -> asyncpg.Record | None:
+    """Records a classification; returns the case as it was before (None for a new case)."""
+    before = await conn.fetchrow(f"SELECT * FROM {SCHEMA}.cases WHERE case_id = $1 FOR UPDATE", event.case_id)
+    received_at = event.received_at or event.occurred_at
+    await conn.execute(
+        f"""
+        INSERT INTO {SCHEMA}.cases AS c (case_id, customer_id, category, temperament, loyalty, timezone, received_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (case_id) DO UPDATE SET
+            customer_id = EXCLUDED.customer_id, category = EXCLUDED.category, temperament = EXCLUDED.temperament,
+            loyalty = EXCLUDED.loyalty, timezone = EXCLUDED.timezone,
+            received_at = greatest(c.received_at, EXCLUDED.received_at), updated_at = now()
+        """,
+        event.case_id, event.customer_id, event.category, event.temperament, event.loyalty,
+        event.customer_timezone or "UTC", received_at,
+    )
+    return before
+
+
+async def case_for_update(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT * FROM {SCHEMA}.cases WHERE case_id = $1 FOR UPDATE", case_id)
+
+
+async def set_case_status(conn: asyncpg.Connection, case_id: str, status: str, resolved_at: datetime | None = None) -> None:
+    await conn.execute(
+        f"UPDATE {SCHEMA}.cases SET status = $2, resolved_at = coalesce($3, resolved_at), updated_at = now()"
+        " WHERE case_id = $1",
+        case_id, status, resolved_at,
+    )
+
+
+async def category_candidates(
+    conn: asyncpg.Connection, category: str, since: datetime, exclude_customer: str, limit: int = 1000,
+) -> list[CategoryCase]:
+    rows = await conn.fetch(
+        f"SELECT customer_id, case_id, category, received_at FROM {SCHEMA}.cases"
+        " WHERE category = $1 AND received_at >= $2 AND customer_id <> $3 ORDER BY received_at DESC LIMIT $4",
+        category, since, exclude_customer, limit,
+    )
+    return [CategoryCase(r["customer_id"], r["case_id"], r["category"], r["received_at"]) for r in rows]
+
+
+# ---------- activity that arrived before the classification ----------
+async def hold_activity(conn: asyncpg.Connection, event_id: str, case_id: str, type_: str, occurred_at: datetime, improvement: bool) -> None:
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.pending_activity (event_id, case_id, type, occurred_at, improvement)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        event_id, case_id, type_, occurred_at, improvement,
+    )
+
+
+async def take_held_activity(conn: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"DELETE FROM {SCHEMA}.pending_activity WHERE case_id = $1"
+        " RETURNING event_id, case_id, type, occurred_at, improvement",
+        case_id,
+    )
+
+
+# ---------- what the rules need to know of a customer ----------
+async def customer_facts(
+    conn: asyncpg.Connection, customer_id: str, *, timezone: str, loyalty: str,
+    exclude_case: str | None = None, exclude_followup: str | None = None,
+) -> CustomerFacts:
+    contacts = await conn.fetch(
+        f"SELECT kind, case_id, status, coalesce(closed_at, due_at) AS at FROM {SCHEMA}.followups"
+        " WHERE customer_id = $1 AND status IN ('scheduled', 'due') AND followup_id IS DISTINCT FROM $2",
+        customer_id, exclude_followup,
+    )
+    cases = await conn.fetch(
+        f"SELECT case_id, status, temperament FROM {SCHEMA}.cases WHERE customer_id = $1 AND case_id IS DISTINCT FROM $2",
+        customer_id, exclude_case,
+    )
+    return CustomerFacts(
+        customer_id=customer_id,
+        timezone=timezone,
+        loyalty=loyalty,
+        contacts=tuple(Contact(r["kind"], r["at"], r["case_id"], pending=r["status"] == "scheduled") for r in contacts),
+        cases=tuple(CustomerCase(r["case_id"], r["status"] == "open", r["temperament"] == "irate") for r in cases),
+    )
+
+
+# ---------- follow-ups ----------
+async def record_planned(conn: asyncpg.Connection, rows: Sequence[tuple[str, PlannedFollowup]], causation_id: str) -> list[str]:
+    """Inserts planned follow-ups; returns the ids that were new (a replay inserts nothing)."""
+    inserted = []
+    for followup_id, p in rows:
+        new = await conn.fetchval(
+            f"INSERT INTO {SCHEMA}.followups (followup_id, case_id, customer_id, kind, channel, due_at, status, reason,"
+            " causation_id) VALUES ($1, $2, $3, $4, $5, $6, 'scheduled', $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
+            followup_id, p.case_id, p.customer_id, p.kind, p.channel, p.due_at, p.reason, causation_id,
+        )
+        if new:
+            inserted.append(followup_id)
+    return inserted
+
+
+async def record_skipped(conn: asyncpg.Connection, rows: Sequence[tuple[str, SkippedFollowup]], causation_id: str) -> None:
+    await conn.executemany(
+        f"INSERT INTO {SCHEMA}.followups (followup_id, case_id, customer_id, kind, channel, due_at, status, reason,"
+        " causation_id, closed_at) VALUES ($1, $2, $3, $4, $5, $6, 'skipped', $7, $8, now()) ON CONFLICT DO NOTHING",
+        [(fid, s.case_id, s.customer_id, s.kind, s.channel, s.would_have_been_due, s.reason, causation_id) for fid, s in rows],
+    )
+
+
+def _pending(row: asyncpg.Record) -> PendingFollowup:
+    return PendingFollowup(row["followup_id"], row["kind"], row["case_id"], row["customer_id"], row["due_at"], row["channel"])
+
+
+async def scheduled_of_customer(conn: asyncpg.Connection, customer_id: str) -> list[PendingFollowup]:
+    rows = await conn.fetch(
+        f"SELECT {_FOLLOWUP_COLUMNS} FROM {SCHEMA}.followups WHERE customer_id = $1 AND status = 'scheduled'"
+        " ORDER BY due_at FOR UPDATE",
+        customer_id,
+    )
+    return [_pending(r) for r in rows]
+
+
+async def scheduled_of_case(conn: asyncpg.Connection, case_id: str) -> list[PendingFollowup]:
+    rows = await conn.fetch(
+        f"SELECT {_FOLLOWUP_COLUMNS} FROM {SCHEMA}.followups WHERE case_id = $1 AND status = 'scheduled'"
+        " ORDER BY due_at FOR UPDATE",
+        case_id,
+    )
+    return [_pending(r) for r in rows]
+
+
+async def scheduled_by_ids(conn: asyncpg.Connection, ids: Iterable[str]) -> list[tuple[PendingFollowup, str]]:
+    """The still-scheduled follow-ups among `ids`, locked, each with its causation id."""
+    rows = await conn.fetch(
+        f"SELECT {_FOLLOWUP_COLUMNS}, causation_id FROM {SCHEMA}.followups"
+        " WHERE followup_id = ANY($1::text[]) AND status = 'scheduled' ORDER BY due_at FOR UPDATE",
+        list(ids),
+    )
+    return [(_pending(r), r["causation_id"]) for r in rows]
+
+
+async def customer_profiles(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(timezone, loyalty) of each customer, from their latest case."""
+    rows = await conn.fetch(
+        f"SELECT DISTINCT ON (customer_id) customer_id, timezone, loyalty FROM {SCHEMA}.cases"
+        " WHERE customer_id = ANY($1::text[]) ORDER BY customer_id, received_at DESC",
+        list(set(customer_ids)),
+    )
+    return {r["customer_id"]: (r["timezone"], r["loyalty"]) for r in rows}
+
+
+async def close_followups(conn: asyncpg.Connection, ids: Sequence[str], status: str, reason: str) -> None:
+    await conn.execute(
+        f"UPDATE {SCHEMA}.followups SET status = $2, reason = $3, closed_at = now()"
+        " WHERE followup_id = ANY($1::text[]) AND status = 'scheduled'",
+        list(ids), status, reason,
+    )
+
+
+async def move_due(conn: asyncpg.Connection, followup_id: str, due_at: datetime, reason: str) -> None:
+    await conn.execute(
+        f"UPDATE {SCHEMA}.followups SET due_at = $2, reason = $3 WHERE followup_id = $1", followup_id, due_at, reason,
+    )
+
+
+async def customers_in_retention(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval(
+        f"SELECT count(DISTINCT customer_id) FROM {SCHEMA}.followups"
+        " WHERE kind = 'retention_checkin' AND status = 'scheduled'"
+    )
+
+
+async def in_retention(conn: asyncpg.Connection, customer_id: str) -> bool:
+    return bool(await conn.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.followups"
+        " WHERE customer_id = $1 AND kind = 'retention_checkin' AND status = 'scheduled')",
+        customer_id,
+    ))
+
+
+async def lock_customers(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> None:
+    """Serialises planning for one customer across partitions: two cases resolved at once must
+    still see each other's survey. Locks are taken in sorted order so two batches never deadlock."""
+    for customer_id in sorted(set(customer_ids)):
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"followup:customer:{customer_id}")
+
+
+async def customers_of(conn: asyncpg.Connection, followup_ids: Iterable[str]) -> list[str]:
+    rows = await conn.fetch(
+        f"SELECT DISTINCT customer_id FROM {SCHEMA}.followups WHERE followup_id = ANY($1::text[])", list(followup_ids)
+    )
+    return [r["customer_id"] for r in rows]
