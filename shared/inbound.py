@@ -59,20 +59,64 @@ def describe_errors(error: ValidationError) -> list[str]:
     return out[:50]
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
 def parse_json_object(raw: bytes | None) -> dict[str, Any]:
+    """The raw record as a JSON object, or RejectedInput (too large, not JSON, not an object,
+    or text PostgreSQL cannot store: NUL characters and unpaired surrogates)."""
     if raw is None:
         raise RejectedInput("empty", ["the record has no value"])
     if len(raw) > MAX_RECORD_BYTES:
-        raise RejectedInput("too_large", [f"record is {len(raw)} bytes; the limit is {MAX_RECORD_BYTES}"])
+        raise RejectedInput("too_large", [f"record is {len(raw)} bytes, the limit is {MAX_RECORD_BYTES}"])
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
-        raise RejectedInput("not_json", ["the record is not UTF-8 text"]) from None
-    except (ValueError, RecursionError) as exc:
-        raise RejectedInput("not_json", [f"not valid JSON: {type(exc).__name__}"]) from None
+        raise RejectedInput("not_json", ["record is not UTF-8"]) from None
+    except RecursionError:
+        raise RejectedInput("not_json", ["record is nested too deeply"]) from None
+    except ValueError as exc:
+        where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "a value"
+        raise RejectedInput("not_json", [f"record is not JSON (at {where})"]) from None
     if not isinstance(data, dict):
-        raise RejectedInput("not_an_object", [f"expected a JSON object, got {type(data).__name__}"])
+        kind = _JSON_KINDS.get(type(data), "value")
+        raise RejectedInput("not_an_object", [f"record is a JSON {kind}, an object is expected"])
+    if bad := _unstorable_text(data):
+        raise RejectedInput("invalid_text", [f"{bad}: contains a NUL character or an unpaired surrogate"])
     return data
+
+
+def _unstorable_text(data: Any) -> str | None:
+    """Path of the first string (key or value) PostgreSQL could not store, if any. Iterative:
+    nesting depth was already bounded by the JSON parser."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                child = f"{path}.{key}" if path else str(key)
+                if not _storable(key):
+                    return path or "(key)"
+                stack.append((child, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+        elif isinstance(value, str) and not _storable(value):
+            return path
+    return None
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_event(raw: bytes | None, adapter: TypeAdapter[Any] | type[BaseModel], known_types: tuple[str, ...] = ()) -> Any:

@@ -6,15 +6,14 @@ values may be names, emails or free text.
 """
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from pydantic_core import PydanticCustomError
 
-from shared.events import MAX_RECORD_BYTES, Channel, Id, Inbound, Loyalty, Order
-from shared.inbound import RejectedInput  # noqa: F401 - the one rejection type every consumer catches
+from shared.events import Channel, Id, Inbound, Loyalty, Order
+from shared.inbound import RejectedInput, parse_json_object
 
 MAX_SUBJECT_CHARS = 500
 MAX_DESCRIPTION_CHARS = 20_000
@@ -65,14 +64,7 @@ class Complaint(Inbound):
     description: Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS)]
 
 
-RejectReason = Literal["too_large", "not_json", "not_an_object", "invalid_fields"]
-
-
-_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+RejectReason = Literal["too_large", "not_json", "not_an_object", "invalid_text", "invalid_fields", "empty"]
 
 
 def _field_errors(exc: ValidationError) -> list[str]:
@@ -88,22 +80,9 @@ def _field_errors(exc: ValidationError) -> list[str]:
     return errors
 
 
-def parse_complaint(raw: bytes) -> Complaint:
+def parse_complaint(raw: bytes | None) -> Complaint:
     """Parses one Kafka record value; raises RejectedInput with a reason from the contract."""
-    if len(raw) > MAX_RECORD_BYTES:
-        raise RejectedInput("too_large", [f"record is {len(raw)} bytes, the limit is {MAX_RECORD_BYTES}"])
-    try:
-        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise RejectedInput("not_json", ["record is not UTF-8"]) from None
-    except RecursionError:
-        raise RejectedInput("not_json", ["record is nested too deeply"]) from None
-    except ValueError as exc:
-        where = f"at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-        raise RejectedInput("not_json", [f"record is not JSON ({where})"]) from None
-    if not isinstance(document, dict):
-        kind = _JSON_KINDS.get(type(document), "value")
-        raise RejectedInput("not_an_object", [f"record is a JSON {kind}, an object is expected"])
+    document = parse_json_object(raw)
     try:
         return Complaint.model_validate(document)
     except ValidationError as exc:

@@ -119,3 +119,11 @@ def test_error_strings_never_contain_the_offending_values():
     text = json.dumps(rejected.errors) + str(rejected)
     assert "sue.private" not in text
     assert "example.com" not in text
+
+
+def test_text_postgresql_cannot_store_is_rejected_rather_than_crash_looping_the_consumer():
+    nul = raw(complaint_event(description="broken\u0000heel"))
+    surrogate = b'{"event_id": "x", "subject": "\\ud800"}'
+    assert rejection(nul).reason == "invalid_text"
+    assert rejection(surrogate).reason == "invalid_text"
+    assert "description" in rejection(nul).errors[0]
