@@ -183,7 +183,7 @@ def _warn(clock: Clock, timer: TimerDue, now: datetime) -> tuple[Clock, list[Eff
 
 
 def _breach(clock: Clock, now: datetime, policy: SlaPolicy, calendar: AnyCalendar) -> tuple[Clock, list[Effect]]:
-    if clock.breached_at or now < clock.due_at:
+    if clock.breached_at:
         return clock, []
     clock = replace(clock, state="breached", breached_at=clock.due_at)
     effects: list[Effect] = [_emit(clock, "sla.breached", now, clock.started_by, breached_at=clock.due_at)]

@@ -1,0 +1,25 @@
+"""Wiring of the sla service: `python -m services.sla`."""
+from __future__ import annotations
+
+from services.sla import handlers, store
+from services.sla.policy import SlaPolicy
+from shared.events import CASE_ACTIVITY, CLASSIFIED
+from shared.service import ServiceRuntime
+from shared.settings import Settings
+
+
+def build(settings: Settings | None = None) -> ServiceRuntime:
+    runtime = ServiceRuntime("sla", migrations=store.MIGRATIONS, settings=settings)
+    policy = runtime.policy("sla.yaml", SlaPolicy)
+    sla = handlers.Sla(runtime, policy)
+    sla.current_policy()  # publishes the targets gauge at once
+    runtime.set_context("sla", sla)
+    runtime.subscriber(CLASSIFIED, title="sla.classified")(handlers.on_classified_event)
+    runtime.subscriber(CASE_ACTIVITY, title="sla.case-activity")(handlers.on_case_activity)
+    runtime.timers(fire_one=sla.fire_one, fire_batch=sla.fire_batch)
+    runtime.background(sla.refresh_gauges)
+    return runtime
+
+
+runtime = build()
+app = runtime.app
