@@ -1,7 +1,7 @@
 """Wiring of the sla service: `python -m services.sla`."""
 from __future__ import annotations
 
-from services.sla import handlers, store
+from services.sla import handlers, metrics, store
 from services.sla.policy import SlaPolicy
 from shared.events import CASE_ACTIVITY, CLASSIFIED
 from shared.service import ServiceRuntime
@@ -13,6 +13,7 @@ def build(settings: Settings | None = None) -> ServiceRuntime:
     policy = runtime.policy("sla.yaml", SlaPolicy)
     sla = handlers.Sla(runtime, policy)
     sla.current_policy()  # publishes the targets gauge at once
+    metrics.start_at_zero()
     runtime.set_context("sla", sla)
     runtime.subscriber(CLASSIFIED, title="sla.classified")(handlers.on_classified_event)
     runtime.subscriber(CASE_ACTIVITY, title="sla.case-activity")(handlers.on_case_activity)

@@ -109,6 +109,10 @@ async def test_nobody_calls_back_warnings_then_breach_then_escalations_at_the_ri
     text = sla.metrics()
     assert 'helpdesk_sla_breaches_total{clock="first_contact",priority="P2"}' in text
     assert "helpdesk_sla_timer_fire_lag_seconds_bucket" in text
+    assert 'helpdesk_sla_target_seconds{clock="first_contact",priority="P2"} 4.0' in text
+    assert 'helpdesk_sla_open_clocks{clock="resolution",priority="P2",state=' in text
+    assert 'helpdesk_sla_consumer_lag_records{partition=' in text
+    assert case not in text  # no case ids in labels
 
 
 async def test_a_promise_kept_is_met_and_a_promise_missed_is_breached(ns_fast):
