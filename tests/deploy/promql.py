@@ -1,8 +1,7 @@
 """PromQL helpers for the deployment tests: Grafana macros, `promtool` parsing, metric names.
 
 Parsing is promtool's (the real Prometheus parser). Metric names are then read from the expression
-with a small tokenizer, which is exact for the expressions these files may contain: selectors by
-name (a `{__name__=~...}` selector is refused by the tests, so no name can hide from this).
+with a small tokenizer: selectors by name, plus `{__name__=~"..."}` selectors as patterns.
 """
 from __future__ import annotations
 
@@ -55,6 +54,18 @@ def metric_names(expr: str) -> set[str]:
             continue
         names.add(match.group())
     return names
+
+
+_NAME_MATCHER = re.compile(r'__name__\s*(=~|=)\s*("(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\')')
+
+
+def metric_name_patterns(expr: str) -> set[str]:
+    """Regular expressions of `{__name__=~"..."}` selectors (an exact `__name__="x"` gives `x`)."""
+    patterns = set()
+    for operator, quoted in _NAME_MATCHER.findall(expr):
+        value = quoted[1:-1]
+        patterns.add(value if operator == "=~" else re.escape(value))
+    return patterns
 
 
 def promtool_check_exprs(exprs: list[str], workdir: Path) -> subprocess.CompletedProcess[str]:
