@@ -17,11 +17,18 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+def raw_body(message: Any) -> bytes:
+    """Hands handlers the record's bytes undecoded: FastStream's own JSON decoding would raise
+    (RecursionError on deep nesting, say) before the handler could reject the record."""
+    return message.body
+
+
 # Offsets are committed only after the handler's database transaction committed; an exception
 # (database down, say) seeks back so the record is delivered again. Handlers are idempotent, so a
 # redelivery is harmless. Bad input is never an exception: it goes to the rejected topic.
 CONSUMER_OPTIONS: dict[str, Any] = {
     "ack_policy": AckPolicy.NACK_ON_ERROR,
+    "decoder": raw_body,
     "auto_offset_reset": "earliest",
     "session_timeout_ms": 10_000,
     "heartbeat_interval_ms": 1_000,

@@ -83,10 +83,12 @@ class ServiceRuntime:
         return self.settings.topic(name)
 
     def subscriber(self, topic: str, **options: Any) -> Callable[[Any], Any]:
-        """A consumer of one contract topic with the at-least-once options every service uses."""
-        return self.broker.subscriber(
-            self.topic(topic), group_id=self.settings.group(self.name), **{**kafka.CONSUMER_OPTIONS, **options}
-        )
+        """A consumer of one contract topic with the at-least-once options every service uses.
+
+        Each topic gets its own consumer group: two consumers of one process in one group, each on
+        another topic, rebalance against each other and can starve one of them."""
+        group = f"{self.settings.group(self.name)}.{topic}"
+        return self.broker.subscriber(self.topic(topic), group_id=group, **{**kafka.CONSUMER_OPTIONS, **options})
 
     def policy(self, filename: str, model: type[P]) -> PolicyHolder[P]:
         """Loads a policy now (a service refuses to start without a valid one) and hot-reloads it."""
@@ -99,6 +101,8 @@ class ServiceRuntime:
             on_refused=lambda _message: self.metrics.policy_refusals.labels(name).inc(),
         )
         self._policy_loaded(name, holder.current(), first=True)
+        self.metrics.policy_refusals.labels(name)  # exported at 0, so the first refusal shows in increase()
+        self.metrics.policy_reloads.labels(name)
         self._policies.append(holder)
         return holder
 

@@ -15,10 +15,10 @@ SUMMARY_QUERIES = [
     ("complaints classified", "sum(helpdesk_intake_complaints_classified_total)"),
     ("records rejected", "sum(helpdesk_intake_rejected_events_total)"),
     ("SLA breaches", "sum(helpdesk_sla_breaches_total)"),
-    ("first-contact time p90 (s)", "histogram_quantile(0.9, sum by (le) (helpdesk_sla_time_to_first_contact_seconds_bucket))"),
-    ("compensation granted (value)", "sum(helpdesk_compensation_granted_value_total)"),
+    ("first-contact time p90 (s)", "histogram_quantile(0.9, sum by (le) (helpdesk_sla_first_contact_seconds_bucket))"),
+    ("compensation granted (value)", "sum(helpdesk_compensation_value_granted_total)"),
     ("follow-ups due", "sum(helpdesk_followup_due_total)"),
-    ("customers returned after recovery", "sum(helpdesk_followup_customers_returned_total)"),
+    ("customers returned after recovery", "sum(helpdesk_followup_customers_returned_after_recovery_total)"),
 ]
 
 
