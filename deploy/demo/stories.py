@@ -84,7 +84,8 @@ def build(start: datetime, run: str) -> Script:
     s.activity(ac, 2.0, "case.contacted", "agent called her back")
     s.activity(ac, 3.0, "case.promise_made", "agent promised a call-back with the installer's date", promise_id="P-ac-1",
                due_at=s.at(11.0), description="call back with the installer's visit date")
-    s.approval(ac, 6.0, "approved", "manager", "M-7", "manager approved the over-limit offer")
+    s.approval(ac, 6.0, "approved", "manager", "M-7", "a manager tried to approve it (above a manager's limit)")
+    s.approval(ac, 7.0, "approved", "director", "D-1", "the director approved the new unit at our cost")
     s.activity(ac, 9.0, "case.promise_kept", "agent called back with the date", promise_id="P-ac-1")
     s.activity(ac, 24.0, "case.resolved", "right unit installed at our cost", resolution="replaced the unit",
                root_cause="installer did not confirm the model", improvement="installers now confirm the model with the customer before work starts")
@@ -121,6 +122,7 @@ def build(start: datetime, run: str) -> Script:
                 customer={"id": "C-885", "name": "Ana Lopez", "email": "ana@example.com", "tier": "standard"},
                 order={"id": "O-58", "amount": 320.0, "currency": "USD"},
                 subject="Heel came off", description="The heel came off my new shoes two weeks after I bought them. I threw the receipt away.")
+    s.approval(shoes, 6.0, "approved", "supervisor", "S-3", "supervisor approved the replacement pair")
     s.complaint(shoes, 13.0, "she wrote again: nobody had answered", channel="email",
                 customer={"id": "C-885", "name": "Ana Lopez", "email": "ana@example.com", "tier": "standard"},
                 order={"id": "O-58", "amount": 320.0, "currency": "USD"},
