@@ -28,6 +28,7 @@ class ServiceMetrics:
     policy_reloads: Counter
     policy_refusals: Counter
     policy_info: Gauge
+    consumer_lag: Gauge
 
 
 @lru_cache(maxsize=None)
@@ -54,4 +55,8 @@ def service_metrics(service: str) -> ServiceMetrics:
         policy_reloads=Counter(f"{p}_policy_reloads_total", "Policy files reloaded after an edit", ["policy"]),
         policy_refusals=Counter(f"{p}_policy_refusals_total", "Policy edits refused as invalid", ["policy"]),
         policy_info=Gauge(f"{p}_policy_info", "The policy version in force (value 1)", ["policy", "version"]),
+        consumer_lag=Gauge(
+            f"{p}_consumer_lag_records", "Records on an assigned partition not yet handled and committed",
+            ["topic", "partition"],
+        ),
     )

@@ -140,6 +140,7 @@ class ServiceRuntime:
             self.timer_engines.append(engine)
             self._workers.append(asyncio.ensure_future(engine.run()))
         self._spawn(self._watch_policies())
+        self._spawn(self._measure_consumer_lag())
         for hook in self._startup:
             await hook()
         log.info("%s started (pid %d, metrics on :%d)", self.name, os.getpid(), self.port)
@@ -177,6 +178,28 @@ class ServiceRuntime:
                     holder.reload_if_changed()
                 except Exception:
                     log.exception("policy watch failed")
+
+    async def _measure_consumer_lag(self, every: float = 5.0) -> None:
+        """Lag of this instance's assigned partitions: the high watermark minus the committed offset."""
+        prefix = self.settings.helpdesk_topic_prefix
+        while True:
+            await asyncio.sleep(every)
+            try:
+                lag = self.metrics.consumer_lag
+                lag.clear()
+                for subscriber in self.broker.subscribers:
+                    consumer = getattr(subscriber, "consumer", None)
+                    if consumer is None:
+                        continue
+                    for partition in consumer.assignment():
+                        highwater = consumer.highwater(partition)
+                        if highwater is None:
+                            continue  # nothing fetched yet on this partition
+                        committed = await consumer.committed(partition) or 0
+                        topic = partition.topic.removeprefix(prefix)
+                        lag.labels(topic, str(partition.partition)).set(max(0, highwater - committed))
+            except Exception:
+                log.warning("could not measure consumer lag", exc_info=True)
 
     def _policy_loaded(self, name: str, loaded: LoadedPolicy[Any], first: bool = False) -> None:
         self.metrics.policy_info.clear()

@@ -138,9 +138,6 @@ class Sla:
                         await store.pending_count(conn),
                     )
                 self.current_policy()
-                await metrics.measure_consumer_lag(
-                    self.runtime.broker.subscribers, self.runtime.settings.helpdesk_topic_prefix
-                )
             except asyncio.CancelledError:
                 raise
             except Exception:

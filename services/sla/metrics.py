@@ -35,9 +35,6 @@ at_risk = Gauge(
     "helpdesk_sla_clocks_at_risk", "Running clocks past a warning threshold, not yet breached", ["clock", "priority", "threshold"]
 )
 pending_activity = Gauge("helpdesk_sla_pending_activity_events", "Activity kept until its case's classification arrives")
-consumer_lag = Gauge(
-    "helpdesk_sla_consumer_lag_records", "Records on an assigned partition not yet handled and committed", ["topic", "partition"]
-)
 target_seconds = Gauge("helpdesk_sla_target_seconds", "Target of each clock in the policy in force (working time)", ["clock", "priority"])
 
 
@@ -94,19 +91,3 @@ def set_gauges(open_rows, risk_rows, pending: int) -> None:
     for row in risk_rows:
         at_risk.labels(row["kind"], row["priority"], str(row["threshold"])).set(row["n"])
     pending_activity.set(pending)
-
-
-async def measure_consumer_lag(subscribers, topic_prefix: str) -> None:
-    """Lag of this instance's assigned partitions: the broker's high watermark minus the committed offset."""
-    consumer_lag.clear()
-    for subscriber in subscribers:
-        consumer = getattr(subscriber, "consumer", None)
-        if consumer is None:
-            continue
-        for partition in consumer.assignment():
-            highwater = consumer.highwater(partition)
-            if highwater is None:
-                continue  # nothing fetched yet on this partition
-            committed = await consumer.committed(partition) or 0
-            topic = partition.topic.removeprefix(topic_prefix)
-            consumer_lag.labels(topic, str(partition.partition)).set(max(0, highwater - committed))
