@@ -40,5 +40,15 @@ test-unit: venv
 demo: venv tools stack-up
 	@$(PY) deploy/demo/demo.py
 
+## The proof suite at full size: longer chaos under higher load, 10,000 hostile records.
+chaos: venv tools stack-up
+	@CHAOS_SECONDS=$${CHAOS_SECONDS:-180} CHAOS_RATE=$${CHAOS_RATE:-25} FUZZ_RECORDS=$${FUZZ_RECORDS:-10000} \
+	  $(VENV)/bin/pytest tests/proof -s $(PYTEST_ARGS)
+
+## Benchmarks, each figure a ratio against a baseline measured in the same run (docs/benchmarks.md).
+bench: venv stack-up
+	@$(PY) -m pip install -q -e ".[test,bench]"
+	@$(PY) -m tests.benchmarks.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,57 @@
+"""The four invariants of at-least-once delivery made safe, checked from the output topics."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+
+def check(published_complaints: set[str], topics: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Violations (empty when all hold). `topics` maps short names to decoded records."""
+    violations: list[str] = []
+
+    # 1. every valid complaint classified exactly once (distinct causations), nothing else
+    causes = {r["causation_id"] for r in topics["classified"]}
+    if causes != published_complaints:
+        violations.append(f"classified: {len(published_complaints - causes)} missing, {len(causes - published_complaints)} invented")
+
+    # 2. no case with two automatic grants
+    grants: dict[str, set[str]] = defaultdict(set)
+    for r in topics["compensation"]:
+        if r["type"] == "compensation.granted" and r.get("authority") == "agent":
+            grants[r["case_id"]].add(r["decision_id"])
+    doubled = [c for c, ids in grants.items() if len(ids) > 1]
+    if doubled:
+        violations.append(f"compensation: {len(doubled)} case(s) granted twice automatically")
+
+    # 3. one breach per breached clock; no breach for a clock met in time
+    breaches: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    met_in_time: set[tuple[str, str, str]] = set()
+    for r in topics["sla"]:
+        clock = (r["case_id"], r.get("clock", ""), str(r.get("promise_id", "")))
+        if r["type"] == "sla.breached":
+            breaches[clock].add(r.get("due_at", "") + "|" + r["event_id"])
+        elif r["type"] == "sla.met" and not r.get("breached"):
+            met_in_time.add((clock, r.get("due_at", "")))
+    for clock, ids in breaches.items():
+        by_deadline: dict[str, int] = defaultdict(int)
+        for item in ids:
+            by_deadline[item.split("|")[0]] += 1
+        if any(n > 1 for n in by_deadline.values()):
+            violations.append(f"sla: clock {clock[1]} of a case breached more than once for one deadline")
+        for due in by_deadline:
+            if (clock, due) in met_in_time:
+                violations.append(f"sla: clock {clock[1]} met in time but also breached")
+
+    # 4. every follow-up scheduled and not cancelled has exactly one due event
+    scheduled, cancelled, due = set(), set(), defaultdict(set)
+    for r in topics["followups"]:
+        if r["type"] == "followup.scheduled":
+            scheduled.add(r["followup_id"])
+        elif r["type"] == "followup.cancelled":
+            cancelled.add(r["followup_id"])
+        elif r["type"] == "followup.due":
+            due[r["followup_id"]].add(r["event_id"])
+    for fid in scheduled - cancelled:
+        if len(due.get(fid, ())) != 1:
+            violations.append(f"followup {fid}: {len(due.get(fid, ()))} due events")
+    return violations
