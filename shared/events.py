@@ -164,5 +164,19 @@ class ComplaintClassified(Outbound):
     received_at: datetime | None = None  # when the complaint occurred at the CRM
 
 
+class ComplaintRejected(Outbound):
+    """A record a service could not use: reported with the reason and the original bytes."""
+
+    type: Literal["complaint.rejected"] = "complaint.rejected"
+    reason: str
+    errors: list[str] = []
+    topic: str
+    partition: int
+    offset: int
+    raw: str  # the original record value, base64
+    key: str | None = None  # the original record key, when there was one
+    rejected_by: str  # the service that rejected it
+
+
 def dump(event: BaseModel) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude_none=True)

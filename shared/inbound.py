@@ -20,7 +20,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from shared.db import first_time
-from shared.events import MAX_RECORD_BYTES, REJECTED, Outbound
+from shared.events import MAX_RECORD_BYTES, ComplaintRejected
 from shared.metrics import service_metrics
 from shared.outbox import enqueue
 
@@ -149,11 +149,10 @@ class RecordRef(BaseModel):
         return cls(topic=record.topic, partition=record.partition, offset=record.offset, key=record.key, value=record.value)
 
 
-def rejected_event(ref: RecordRef, reason: str, errors: list[str], service: str, topic_prefix: str = "") -> Outbound:
+def rejected_event(ref: RecordRef, reason: str, errors: list[str], service: str, topic_prefix: str = "") -> ComplaintRejected:
     key = ref.key.decode("utf-8", "replace") if ref.key else None
     topic = ref.topic[len(topic_prefix):] if topic_prefix and ref.topic.startswith(topic_prefix) else ref.topic
-    return Outbound(
-        type="complaint.rejected",
+    return ComplaintRejected(
         case_id=_case_id_of(ref.value) or key,
         reason=reason,
         errors=errors,

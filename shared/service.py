@@ -17,11 +17,12 @@ from typing import Any, TypeVar
 import asyncpg
 from faststream.asgi import AsgiFastStream
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.specification import AsyncAPI
 from prometheus_client import REGISTRY, make_asgi_app
 from pydantic import BaseModel
 
 from shared import db, kafka
-from shared.events import REJECTED
+from shared.events import REJECTED, ComplaintRejected
 from shared.inbound import Inbox
 from shared.metrics import service_metrics
 from shared.outbox import OutboxRelay
@@ -33,6 +34,15 @@ log = logging.getLogger(__name__)
 P = TypeVar("P", bound=BaseModel)
 
 DEFAULT_PORTS = {"intake": 9101, "sla": 9102, "compensation": 9103, "followup": 9104}
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("helpdesk-recovery")
+    except Exception:
+        return "0"
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -76,7 +86,14 @@ class ServiceRuntime:
             asgi_routes=[("/metrics", make_asgi_app(REGISTRY)), ("/healthz", self._healthz)],
             on_startup=[self._start],
             after_shutdown=[self._stop],
+            specification=AsyncAPI(
+                title=f"helpdesk {name} service",
+                version=_version(),
+                description=f"The {name} service of the service-recovery helpdesk. Topics, event types and "
+                "fields follow the CRM contract (README, 'The contract'); events are UTF-8 JSON keyed by case_id.",
+            ),
         )
+        self.documents(REJECTED, ComplaintRejected, "Inbound records this service could not use")
 
     # ---------- what a service declares ----------
     def topic(self, name: str) -> str:
@@ -89,6 +106,11 @@ class ServiceRuntime:
         another topic, rebalance against each other and can starve one of them."""
         group = f"{self.settings.group(self.name)}.{topic}"
         return self.broker.subscriber(self.topic(topic), group_id=group, **{**kafka.CONSUMER_OPTIONS, **options})
+
+    def documents(self, topic: str, model: type[BaseModel], description: str) -> None:
+        """Declares an outbound topic and its event model for the AsyncAPI spec. Events themselves
+        leave through the outbox relay, never through this publisher."""
+        self.broker.publisher(self.topic(topic), schema=model, title=f"{self.name}.{topic}", description=description)
 
     def policy(self, filename: str, model: type[P]) -> PolicyHolder[P]:
         """Loads a policy now (a service refuses to start without a valid one) and hot-reloads it."""

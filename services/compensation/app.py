@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from services.compensation import handlers, store
 from services.compensation.policy import CompensationPolicy
-from shared.events import CASE_ACTIVITY, CLASSIFIED, COMPENSATION_APPROVALS
+from services.compensation.contract import CompensationEvent
+from shared.events import CASE_ACTIVITY, CLASSIFIED, COMPENSATION, COMPENSATION_APPROVALS
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 
@@ -18,6 +19,7 @@ def build(settings: Settings | None = None) -> ServiceRuntime:
     runtime.subscriber(CASE_ACTIVITY, title="compensation.case-activity")(handlers.on_case_activity)
     runtime.timers(fire_one=compensation.escalate)
     runtime.background(compensation.refresh_gauges)
+    runtime.documents(COMPENSATION, CompensationEvent, "compensation.granted, pending_approval, approved, denied, none")
     return runtime
 
 

@@ -64,6 +64,27 @@ def decision_fields(decision: Decision, decision_id: str, customer_id: str) -> d
     }
 
 
+class CompensationEvent(Outbound):
+    """The shape of every event on helpdesk.compensation.v1 (for the AsyncAPI spec and readers)."""
+
+    type: Literal["compensation.granted", "compensation.pending_approval", "compensation.approved",
+                  "compensation.denied", "compensation.none"]
+    case_id: str
+    decision_id: str
+    customer_id: str
+    offers: list[dict[str, Any]]  # e.g. {"kind": "coupon", "percent": 15}, {"kind": "free_shipping"}
+    value: float  # estimated cost
+    currency: str
+    rule_id: str | None
+    policy_version: str
+    authority: str | None  # the role whose limit covered it
+    reason_code: str | None = None
+    reason_codes: list[str] = []
+    approver: Approver | None = None  # approved / denied
+    escalated: bool | None = None  # a pending approval handed to the next role
+    escalation_level: int | None = None
+
+
 def decision_event(decision: Decision, decision_id: str, case_id: str, customer_id: str, causation_id: str,
                    occurred_at: datetime) -> dict[str, Any]:
     """`compensation.granted` | `compensation.pending_approval` | `compensation.none`."""

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from services.followup import handlers, store
+from services.followup.contract import FollowupEvent
 from services.followup.policy import FollowupPolicy
 from shared import kafka
-from shared.events import CASE_ACTIVITY, CLASSIFIED
+from shared.events import CASE_ACTIVITY, CLASSIFIED, FOLLOWUPS
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 
@@ -22,6 +23,7 @@ def build(settings: Settings | None = None) -> ServiceRuntime:
     )(handlers.on_inbound)
     runtime.timers(fire_one=followups.fire_one, fire_batch=followups.fire)
     runtime.background(followups.watch_retention)
+    runtime.documents(FOLLOWUPS, FollowupEvent, "followup.scheduled, followup.due, followup.cancelled")
     return runtime
 
 

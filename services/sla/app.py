@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from services.sla import handlers, metrics, store
+from services.sla.contract import SlaEvent
 from services.sla.policy import SlaPolicy
-from shared.events import CASE_ACTIVITY, CLASSIFIED
+from shared.events import CASE_ACTIVITY, CLASSIFIED, SLA
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 
@@ -19,6 +20,7 @@ def build(settings: Settings | None = None) -> ServiceRuntime:
     runtime.subscriber(CASE_ACTIVITY, title="sla.case-activity")(handlers.on_case_activity)
     runtime.timers(fire_one=sla.fire_one, fire_batch=sla.fire_batch)
     runtime.background(sla.refresh_gauges)
+    runtime.documents(SLA, SlaEvent, "sla.started, sla.warning, sla.breached, sla.escalated, sla.met, sla.cancelled")
     return runtime
 
 
