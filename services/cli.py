@@ -226,11 +226,12 @@ def simulate(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from services.simulator import CrmSimulator
-    from shared.kafka import ensure_topics
+    from shared.kafka import client_args, ensure_topics
 
     settings = _settings()
     asyncio.run(ensure_topics(settings))
-    sim = CrmSimulator(settings.kafka_bootstrap_servers, settings.helpdesk_topic_prefix, seed=seed)
+    sim = CrmSimulator(settings.kafka_bootstrap_servers, settings.helpdesk_topic_prefix, seed=seed,
+                       client=client_args(settings))
     with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.fields[sent]} events"), TimeElapsedColumn()) as bar:
         task = bar.add_task("sim", total=duration, sent=0)
         counts = asyncio.run(sim.run(rate, duration, on_progress=lambda t, n: bar.update(task, completed=min(t, duration), sent=n), drain=drain))

@@ -61,8 +61,10 @@ def _iso(ts: float) -> str:
 
 class CrmSimulator:
     def __init__(self, bootstrap: str, prefix: str = "", *, seed: int | None = None, mix: Mix | None = None,
-                 source: str = "crm-sim") -> None:
+                 source: str = "crm-sim", client: dict[str, Any] | None = None) -> None:
         self.bootstrap, self.prefix, self.source = bootstrap, prefix, source
+        # connection arguments (security included) from shared.kafka.client_args; plain by default
+        self.client = client or {"bootstrap_servers": bootstrap}
         self.random = random.Random(seed)
         self.mix = mix or Mix()
         self.queue: list[Scheduled] = []
@@ -118,7 +120,7 @@ class CrmSimulator:
     async def run(self, rate: float, duration: float, *, on_progress: Any = None, drain: bool = True) -> dict[str, int]:
         """Publishes `rate` new cases per second for `duration` seconds, then (if `drain`) the rest of
         their activity. Returns counts per topic."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, acks="all")
+        producer = AIOKafkaProducer(**self.client, linger_ms=5, acks="all")
         await producer.start()
         start = time.time()
         planned = 0
