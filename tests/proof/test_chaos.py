@@ -52,6 +52,10 @@ async def test_killing_services_under_load_loses_nothing_and_duplicates_nothing(
     await asyncio.sleep(step / 2)
     spare["sla"].kill()  # a second instance dies for good: the survivor takes its partitions and timers
     faults += 1
+    spare["followup"].pause()  # frozen past the consumer session timeout (10 s), then back
+    await asyncio.sleep(12)
+    spare["followup"].resume()
+    faults += 1
     counts = await load
     published = set(sim.complaint_ids)
 

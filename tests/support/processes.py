@@ -64,6 +64,15 @@ class ServiceProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process hangs (a long GC pause, a frozen VM) and misses its heartbeats."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, as an orchestrator stops a service: it drains and exits."""
         if self.proc and self.proc.poll() is None:
