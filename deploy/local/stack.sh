@@ -2,7 +2,7 @@
 # Local real servers for development, tests and the demo:
 #   Apache Kafka (single-node KRaft, jars from Maven Central) on 127.0.0.1:9092
 #   PostgreSQL (Debian packages) on 127.0.0.1:55432, database "helpdesk"
-# Usage: stack.sh up|down|status
+# Usage: stack.sh up|down|status (chaos tests also use kafka-kill, kafka-up, pg-restart)
 # Idempotent: `up` reuses servers that already answer. State and logs live in .stack/ (git-ignored).
 set -euo pipefail
 
@@ -129,12 +129,30 @@ pg_down() {
   as_postgres "$bin/pg_ctl" -D "$PG_DIR" -m fast -w stop >/dev/null 2>&1 || true
 }
 
+kafka_kill() {  # chaos tests: the broker dies without a clean shutdown
+  [ -f "$KAFKA_DIR/pid" ] || { log "no Kafka started by this stack"; exit 1; }
+  kill -9 "$(cat "$KAFKA_DIR/pid")" 2>/dev/null || true
+  rm -f "$KAFKA_DIR/pid"
+  log "Kafka killed (-9)"
+}
+
+pg_restart() {  # chaos tests: every connection is cut
+  [ -n "${DATABASE_URL:-}" ] && { log "DATABASE_URL is set: not restarting an external server"; exit 1; }
+  as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DIR" -m immediate -w -t 60 restart \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    >/dev/null 2>&1 || dump_log_and_fail "PostgreSQL restart" "$LOGS/postgres.log"
+  log "PostgreSQL restarted"
+}
+
 case "${1:-}" in
   up) pg_up; kafka_up ;;
+  kafka-kill) kafka_kill ;;
+  kafka-up) kafka_up ;;
+  pg-restart) pg_restart ;;
   down) kafka_down; pg_down ;;
   status)
     if kafka_ready 1; then echo "kafka: up (127.0.0.1:$KAFKA_PORT, $(kafka_version))"; else echo "kafka: down"; fi
     if [ -n "${DATABASE_URL:-}" ]; then echo "postgres: external (DATABASE_URL)";
     elif [ -n "$(pg_bin)" ] && pg_ready; then echo "postgres: up (127.0.0.1:$PG_PORT)"; else echo "postgres: down"; fi ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|kafka-kill|kafka-up|pg-restart" >&2; exit 2 ;;
 esac
