@@ -18,6 +18,7 @@ class Profile:
     samples: int = 0
     idle: int = 0
     self_time: Counter[str] = field(default_factory=Counter)
+    areas: Counter[str] = field(default_factory=Counter)
     inclusive: Counter[str] = field(default_factory=Counter)
     raw_path: Path | None = None
     error: str | None = None
@@ -65,6 +66,31 @@ IDLE_LEAVES = ("EpollSelector.select (", "select (selectors.py)", "Runner.run (a
                "Event.wait (", "_worker (concurrent/futures/thread.py)")
 
 
+AREAS = (  # the first of these found anywhere on a sample's stack names its area
+    ("OutboxRelay.", "outbox relay (shared/outbox.py)"),
+    ("TimerEngine.", "timer engine (shared/timers.py)"),
+    ("Inbox.handle", "handler: Inbox.handle (parse, transaction, service logic)"),
+    ("commit (aiokafka/consumer", "Kafka offset commit (aiokafka)"),
+    ("AIOKafkaConsumer.getone", "Kafka fetch (aiokafka consumer)"),
+    ("Fetcher.", "Kafka fetch (aiokafka consumer)"),
+    ("AIOKafkaProducer.", "Kafka produce (aiokafka producer)"),
+    ("Sender.", "Kafka produce (aiokafka producer)"),
+    ("AIOKafkaConnection.", "Kafka connection I/O (aiokafka)"),
+    ("(faststream/", "FastStream dispatch, middlewares, acknowledgement"),
+    ("(prometheus_client/", "Prometheus client"),
+    ("(asyncpg/", "asyncpg outside handlers"),
+    ("_healthz", "HTTP server (metrics, health)"),
+    ("make_asgi_app", "HTTP server (metrics, health)"),
+)
+
+
+def _area(frames: list[str]) -> str:
+    for marker, area in AREAS:
+        if any(marker in frame for frame in frames):
+            return area
+    return "event loop and other"
+
+
 def summarize(pid: int, raw: Path) -> Profile:
     """Shares are of the event loop's thread (MainThread): helper threads only wait."""
     profile = Profile(pid, raw_path=raw)
@@ -85,10 +111,16 @@ def summarize(pid: int, raw: Path) -> Profile:
             profile.idle += count
             continue
         profile.self_time[leaf] += count
+        profile.areas[_area(frames)] += count
         for name in set(frames):
             if any(name.split(" (", 1)[1].startswith(p) for p in OUR_CODE):
                 profile.inclusive[name] += count
     return profile
+
+
+def by_area(profile: Profile) -> list[tuple[str, float]]:
+    """CPU samples grouped by the outermost interesting frame: where the event loop spends its CPU."""
+    return [(area, profile.share(n)) for area, n in profile.areas.most_common()]
 
 
 def table(profile: Profile, top: int = 12) -> str:
@@ -98,6 +130,8 @@ def table(profile: Profile, top: int = 12) -> str:
              "waiting (on the database, Kafka or for work) the rest.", "",
              "| on CPU (self) | share of samples |", "| --- | --- |"]
     lines += [f"| `{name}` | {profile.share(n):.1%} |" for name, n in profile.self_time.most_common(top)]
+    lines += ["", "| where the CPU went | share of samples |", "| --- | --- |"]
+    lines += [f"| {area} | {share:.1%} |" for area, share in by_area(profile)]
     lines += ["", "| our frames on the stack (inclusive, CPU only) | share of samples |", "| --- | --- |"]
     lines += [f"| `{name}` | {profile.share(n):.1%} |" for name, n in profile.inclusive.most_common(top)]
     return "\n".join(lines)

@@ -77,8 +77,8 @@ async def run_pipeline(servers: Servers, settings: PipelineSettings, logs: Path)
             for i in range(settings.repeats):
                 last = i == settings.repeats - 1
                 profile_task = None
-                if last and settings.profile and runs:
-                    expected = settings.complaints / median([r.rate for r in runs])
+                if last and settings.profile:
+                    expected = settings.complaints / (median([r.rate for r in runs]) if runs else 100.0)
                     profile_task = asyncio.create_task(profiling.record(
                         phase.fleet.pid("intake"), max(2.0, expected * 0.8), logs / "intake.pyspy.raw"))
                 runs.append(await phase.throughput(settings.complaints))
@@ -160,7 +160,15 @@ def main() -> None:
     parser.add_argument("--output", default=None,
                         help="markdown file to write (default: docs/benchmarks.md for a full run, none for --quick)")
     parser.add_argument("--no-output", action="store_true", help="write no markdown file")
+    parser.add_argument("--render", metavar="RESULTS_JSON",
+                        help="only rewrite the markdown from an earlier run's results.json (no benchmark runs)")
     args = parser.parse_args()
+    if args.render:
+        results = json.loads(Path(args.render).read_text())
+        out = Path(args.output or ROOT / "docs" / "benchmarks.md")
+        out.write_text(report.render(results))
+        say(f"written: {out}")
+        return
     if args.output is None and not args.quick and not args.only and not args.no_output:
         args.output = str(ROOT / "docs" / "benchmarks.md")
     if args.no_output:

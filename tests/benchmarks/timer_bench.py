@@ -38,7 +38,7 @@ class TimerSettings:
     # all, so the rate measured is capacity, not the arrival rate.
     window: float = 2.0
     repeats: int = 3
-    procrastinate_count: int = 10_000  # one job per fetch query: far slower, so fewer
+    procrastinate_count: int = 5_000  # one job per fetch query: far slower, so fewer
     pgqueuer_batch: int = 100
     procrastinate_concurrency: int = 10
     million: int = 1_000_000
