@@ -67,6 +67,8 @@ IDLE_LEAVES = ("EpollSelector.select (", "select (selectors.py)", "Runner.run (a
 
 
 AREAS = (  # the first of these found anywhere on a sample's stack names its area
+    ("run_in_threadpool (fast_depends", "FastStream Context() injection: a thread-pool hop per message"),
+    ("PoolConnectionHolder.release", "asyncpg pool: connection reset query on release"),
     ("OutboxRelay.", "outbox relay (shared/outbox.py)"),
     ("TimerEngine.", "timer engine (shared/timers.py)"),
     ("Inbox.handle", "handler: Inbox.handle (parse, transaction, service logic)"),
@@ -78,7 +80,7 @@ AREAS = (  # the first of these found anywhere on a sample's stack names its are
     ("AIOKafkaConnection.", "Kafka connection I/O (aiokafka)"),
     ("(faststream/", "FastStream dispatch, middlewares, acknowledgement"),
     ("(prometheus_client/", "Prometheus client"),
-    ("(asyncpg/", "asyncpg outside handlers"),
+    ("(asyncpg/", "asyncpg (stack cut short by the sampler)"),
     ("_healthz", "HTTP server (metrics, health)"),
     ("make_asgi_app", "HTTP server (metrics, health)"),
 )
