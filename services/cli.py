@@ -130,7 +130,6 @@ def rejected_list(
     limit: int = typer.Option(50, help="at most this many, newest last"),
 ) -> None:
     """List rejected records with their reasons (from helpdesk.complaints.rejected.v1)."""
-    from rich.console import Console
     from rich.table import Table
 
     events = [e for e in _read_rejected() if _matches(e, reason, topic, case_id)]
@@ -192,7 +191,6 @@ def case_show(case_id: str = typer.Argument(..., help="the CRM's case id, e.g. C
     """Everything the services know about one case, from PostgreSQL."""
     import asyncio
 
-    from rich.console import Console
     from rich.table import Table
 
     from shared.case_view import case_rows

@@ -20,7 +20,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from shared.db import first_time
-from shared.events import MAX_RECORD_BYTES, ComplaintRejected
+from shared.events import ACTIVITY_TYPES, MAX_RECORD_BYTES, ComplaintClassified, ComplaintRejected, case_activity
 from shared.metrics import service_metrics
 from shared.outbox import enqueue
 
@@ -135,6 +135,16 @@ def parse_event(raw: bytes | None, adapter: TypeAdapter[Any] | type[BaseModel], 
         raise RejectedInput("not_json", ["nesting too deep"]) from None
 
 
+def parse_classified(raw: bytes | None) -> ComplaintClassified:
+    """A `complaint.classified` event from intake, for the services downstream of it."""
+    return parse_event(raw, ComplaintClassified)
+
+
+def parse_activity(raw: bytes | None) -> Any:
+    """One event of helpdesk.case-activity.v1 (the union in shared.events), or RejectedInput."""
+    return parse_event(raw, case_activity, ACTIVITY_TYPES)
+
+
 class RecordRef(BaseModel):
     """Where a record came from, as the rejected event reports it."""
 
@@ -194,9 +204,10 @@ class Inbox:
         try:
             event = parse(ref.value)
         except RejectedInput as exc:
-            outcome = await self._retrying(lambda: self._reject(ref, exc))
-            self.metrics.rejected.labels(topic, exc.reason).inc()
-            log.info("rejected %s[%d]@%d: %s", topic, ref.partition, ref.offset, exc.reason)
+            rejection = exc
+            outcome = await self._retrying(lambda: self._reject(ref, rejection))
+            self.metrics.rejected.labels(topic, rejection.reason).inc()
+            log.info("rejected %s[%d]@%d: %s", topic, ref.partition, ref.offset, rejection.reason)
         else:
             outcome = await self._retrying(lambda: self._apply(event, apply))
             if outcome == "duplicate":

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +83,7 @@ class Demo:
                 p.start(wait=False)
             for p in self.processes:
                 p.wait_healthy(90)
-        console.print(f"[green]✓[/] services up: " + ", ".join(f"{p.name} :{p.port}" for p in self.processes))
+        console.print("[green]✓[/] services up: " + ", ".join(f"{p.name} :{p.port}" for p in self.processes))
         if PrometheusServer.available():
             self.prometheus = PrometheusServer(self.workdir, {p.name: p.port for p in self.processes})
             self.prometheus.start()

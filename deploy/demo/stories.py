@@ -170,7 +170,7 @@ def build(start: datetime, run: str) -> Script:
     # The CRM sends the coffee complaint twice (at-least-once delivery upstream): a no-op.
     coffee.steps.append(Step(3.6, "complaints", dict(coffee_event), "the same complaint delivered again (duplicate)", coffee.case_id))
 
-    garbage = s.story(f"GARBAGE", "A garbage record from a misconfigured CRM connector")
+    garbage = s.story("GARBAGE", "A garbage record from a misconfigured CRM connector")
     garbage.steps.append(Step(4.0, "complaints", b"\x00\x01 not json at all {", "garbage bytes", garbage.case_id))
     return s
 

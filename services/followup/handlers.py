@@ -26,9 +26,9 @@ from services.followup.domain import (
 from services.followup.policy import FollowupPolicy
 from shared import timers
 from shared.events import (
-    ACTIVITY_TYPES, CLASSIFIED, FOLLOWUPS, CaseReopened, CaseResolved, ComplaintClassified, CustomerReturned, case_activity, now,
+    CLASSIFIED, FOLLOWUPS, CaseReopened, CaseResolved, ComplaintClassified, CustomerReturned, now,
 )
-from shared.inbound import parse_event
+from shared.inbound import parse_activity, parse_classified
 from shared.outbox import enqueue_many
 from shared.policy import PolicyHolder
 from shared.service import ServiceRuntime
@@ -42,12 +42,6 @@ def timer_key(followup_id: str) -> str:
     return f"followup:{followup_id}"
 
 
-def parse_classified(raw: bytes | None) -> ComplaintClassified:
-    return parse_event(raw, ComplaintClassified)
-
-
-def parse_activity(raw: bytes | None) -> Any:
-    return parse_event(raw, case_activity, ACTIVITY_TYPES)
 
 
 @dataclass

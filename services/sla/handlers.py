@@ -19,8 +19,8 @@ from services.sla.domain import (
 )
 from services.sla.policy import SlaPolicy
 from shared import timers
-from shared.events import ACTIVITY_TYPES, SLA, ComplaintClassified, Inbound, case_activity, now
-from shared.inbound import parse_event
+from shared.events import SLA, ComplaintClassified, Inbound, case_activity, now
+from shared.inbound import parse_activity, parse_classified
 from shared.outbox import enqueue_many
 from shared.policy import PolicyHolder
 from shared.service import ServiceRuntime
@@ -29,12 +29,6 @@ log = logging.getLogger(__name__)
 GAUGE_REFRESH_SECONDS = 5.0
 
 
-def parse_classified(raw: bytes | None) -> ComplaintClassified:
-    return parse_event(raw, ComplaintClassified)
-
-
-def parse_activity(raw: bytes | None) -> Inbound:
-    return parse_event(raw, case_activity, ACTIVITY_TYPES)
 
 
 @dataclass

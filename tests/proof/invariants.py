@@ -1,8 +1,12 @@
 """The four invariants of at-least-once delivery made safe, checked from the output topics."""
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import defaultdict
 from typing import Any
+
+from shared.events import CLASSIFIED, COMPENSATION, FOLLOWUPS, SLA
 
 
 def check(published_complaints: set[str], topics: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -55,3 +59,19 @@ def check(published_complaints: set[str], topics: dict[str, list[dict[str, Any]]
         if len(due.get(fid, ())) != 1:
             violations.append(f"followup {fid}: {len(due.get(fid, ()))} due events")
     return violations
+
+
+async def drain_and_read(kafka: Any, published: set[str], *, classify_timeout: float = 180,
+                         settle_timeout: float = 90) -> dict[str, list[dict[str, Any]]]:
+    """Waits until every published complaint is classified and the timer topics stop growing
+    (every deadline fell due), then returns the output topics by short name."""
+    await kafka.wait_for(CLASSIFIED, lambda rs: {r["causation_id"] for r in rs} >= published, timeout=classify_timeout)
+    deadline, previous = time.monotonic() + settle_timeout, -1
+    while time.monotonic() < deadline:
+        await asyncio.sleep(8)
+        total = len(await kafka.read_all(SLA)) + len(await kafka.read_all(FOLLOWUPS))
+        if total == previous:
+            break
+        previous = total
+    return {name: await kafka.read_all(topic) for name, topic in
+            (("classified", CLASSIFIED), ("compensation", COMPENSATION), ("sla", SLA), ("followups", FOLLOWUPS))}

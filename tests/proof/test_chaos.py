@@ -8,13 +8,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
 from services.simulator import CrmSimulator, Mix
-from shared.events import CLASSIFIED, COMPENSATION, FOLLOWUPS, SLA
 from tests.proof import invariants
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -59,21 +57,7 @@ async def test_killing_services_under_load_loses_nothing_and_duplicates_nothing(
     counts = await load
     published = set(sim.complaint_ids)
 
-    def drained(records):
-        return {r["causation_id"] for r in records} >= published
-
-    await ns.kafka.wait_for(CLASSIFIED, drained, timeout=180)
-    # let every timer (sla: up to ~14 s; follow-ups: up to ~12 s after resolution) fall due
-    deadline = time.monotonic() + 90
-    previous = -1
-    while time.monotonic() < deadline:
-        await asyncio.sleep(8)
-        total = len(await ns.kafka.read_all(SLA)) + len(await ns.kafka.read_all(FOLLOWUPS))
-        if total == previous:
-            break
-        previous = total
-    topics = {name: await ns.kafka.read_all(topic) for name, topic in
-              (("classified", CLASSIFIED), ("compensation", COMPENSATION), ("sla", SLA), ("followups", FOLLOWUPS))}
+    topics = await invariants.drain_and_read(ns.kafka, published)
     violations = invariants.check(published, topics)
     duplicates = sum(len(r) - len({x["event_id"] for x in r}) for r in topics.values())
     print(f"\nchaos: {sum(counts.values())} events published, {faults} faults injected, "

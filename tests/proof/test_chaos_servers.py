@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from services.simulator import CrmSimulator, Mix
-from shared.events import CLASSIFIED, COMPENSATION, FOLLOWUPS, SLA
 from tests.proof import invariants
 from tests.proof.test_chaos import fast_policies
 
@@ -46,16 +44,7 @@ async def test_broker_killed_and_database_restarted_under_load_loses_and_duplica
         # the simulator's own producer may fail while the broker is down: publish the rest again
         counts = await sim.run(6, 0)
     published = set(sim.complaint_ids)
-    await ns.kafka.wait_for(CLASSIFIED, lambda rs: {r["causation_id"] for r in rs} >= published, timeout=240)
-    deadline, previous = time.monotonic() + 120, -1
-    while time.monotonic() < deadline:
-        await asyncio.sleep(8)
-        total = len(await ns.kafka.read_all(SLA)) + len(await ns.kafka.read_all(FOLLOWUPS))
-        if total == previous:
-            break
-        previous = total
-    topics = {name: await ns.kafka.read_all(topic) for name, topic in
-              (("classified", CLASSIFIED), ("compensation", COMPENSATION), ("sla", SLA), ("followups", FOLLOWUPS))}
+    topics = await invariants.drain_and_read(ns.kafka, published, classify_timeout=240, settle_timeout=120)
     violations = invariants.check(published, topics)
     print(f"\nserver chaos: {sum(counts.values())} events published, 2 server faults, {len(violations)} violations")
     assert not violations, violations[:10]
