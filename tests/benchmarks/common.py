@@ -106,6 +106,27 @@ def machine_facts(servers: Servers) -> dict[str, Any]:
     }
 
 
+async def server_incarnation(servers: Servers) -> str:
+    """Which PostgreSQL start and which broker process this is: when it differs at the end of a run,
+    someone restarted a server during it (the team's chaos tests do) and the figures are suspect."""
+    try:
+        conn = await asyncpg.connect(servers.database_url)
+        try:
+            pg = str(await conn.fetchval("SELECT pg_postmaster_start_time()"))
+        finally:
+            await conn.close()
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        pg = f"unreachable ({type(exc).__name__})"
+    brokers = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"kafka.Kafka" in cmdline.read_bytes():
+                brokers.append(cmdline.parent.name)
+        except OSError:
+            continue
+    return f"postgres started {pg}; broker pid {','.join(sorted(brokers)) or '?'}"
+
+
 def _git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5)

@@ -34,9 +34,10 @@ and commit state and events atomically, but most of the gap is per-message overh
 removes, not the work itself.
 
 The profile of intake under load (tables above) shows the handler (parse, transaction, the intake
-rules) as the largest area, then FastStream's dispatch and acknowledgement, the outbox relay, and
-asyncpg's pool resetting each connection on release. Each of these is a per-message round trip
-that could be per batch; in the order of what they would save (all in shared/, owned by the lead):
+rules) as the largest area, then the outbox relay, FastStream's dependency injection handing each
+message to a worker thread and back, FastStream's dispatch and acknowledgement, and asyncpg's pool
+resetting each connection on release. Each of these is per-message work that could be per batch or
+not at all (all in shared/ or the services' handlers, owned by the lead):
 
 1. **A Kafka offset commit per message.** With `AckPolicy.NACK_ON_ERROR` (shared/kafka.py
    `CONSUMER_OPTIONS`) FastStream's `KafkaAckableMessage.ack()` awaits `consumer.commit()` after
@@ -58,7 +59,16 @@ that could be per batch; in the order of what they would save (all in shared/, o
    LISTEN connection. `asyncpg.create_pool(..., reset=no_reset)` in `shared/db.create_pool` with
    `async def no_reset(conn): pass` keeps asyncpg's own rollback of an open transaction and drops
    the query (asyncpg ≥ 0.30).
-4. **`enqueue_many` takes two round trips for one event**: `executemany` of the INSERT, then
+4. **`Context(...)` parameters cost a thread-pool hop per message.** Every subscriber is declared
+   as `async def on_x(msg: KafkaMessage, svc: Svc = Context("svc"))`; both parameters are
+   FastStream `Context` fields whose `use` is a plain function, so FastDepends runs each through
+   `anyio.to_thread.run_sync` for every message: a wake-up of a worker thread, a GIL hand-over
+   and a `call_soon_threadsafe` back, about 6% of intake's event-loop samples and latency on every
+   record. Without DI it is gone: `KafkaBroker(..., apply_types=False)` in
+   `shared/kafka.make_broker`, the consumer decoder in `CONSUMER_OPTIONS` returning the record
+   itself (`msg.raw_message`, which `Inbox.handle` takes) instead of its bytes, and each handler
+   bound to its service object with `functools.partial` when it is registered.
+5. **`enqueue_many` takes two round trips for one event**: `executemany` of the INSERT, then
    `SELECT pg_notify(...)`. One statement does both:
    `WITH added AS (INSERT INTO {schema}.outbox (topic, key, payload) SELECT * FROM
    unnest($1::text[], $2::bytea[], $3::bytea[]) RETURNING 1) SELECT pg_notify($4, '') WHERE EXISTS

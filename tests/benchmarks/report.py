@@ -49,6 +49,8 @@ def render(r: dict[str, Any]) -> str:
         f"| commit | {f['commit']} |",
         f"| whole run | {r['minutes']:.1f} minutes |",
         "",
+        *([f"**A server was restarted during this run** ({r['servers_restarted']}): the figures are suspect.", ""]
+          if r.get("servers_restarted") else []),
         "The local PostgreSQL runs with `fsync=off` and `synchronous_commit=off` (deploy/local/stack.sh), so",
         "commits cost no disk flush: absolute rates are higher than on a durable server, for us and for the",
         "baselines alike. Everything, servers included, shares the 2 cores.",

@@ -25,7 +25,7 @@ from typing import Any
 
 from tests.benchmarks import pipeline_bench as pipeline
 from tests.benchmarks import profiling, report, timer_bench
-from tests.benchmarks.common import ROOT, machine_facts, median, run_space, say
+from tests.benchmarks.common import ROOT, machine_facts, median, run_space, say, server_incarnation
 from tests.support.servers import Servers, start_servers
 
 
@@ -128,6 +128,7 @@ async def main_async(args: argparse.Namespace, servers: Servers) -> int:
     say(f"{facts['nproc']} cores, {facts['memory_gib']} GiB; {facts['servers']}")
     logs = Path(tempfile.mkdtemp(prefix="helpdesk-bench-"))
     results: dict[str, Any] = {"facts": facts, "quick": args.quick, "command": _command(args)}
+    servers_before = await server_incarnation(servers)
     wanted = args.only or ["timers", "pipeline", "scaling"]
     if "timers" in wanted:
         results["timers"] = await run_timers(servers, timer_settings)
@@ -136,6 +137,10 @@ async def main_async(args: argparse.Namespace, servers: Servers) -> int:
     if "scaling" in wanted:
         results["scaling"] = await run_scaling(servers, pipeline_settings, logs)
     results["minutes"] = (time.monotonic() - started) / 60
+    servers_after = await server_incarnation(servers)
+    if servers_after != servers_before:
+        results["servers_restarted"] = f"before: {servers_before}; after: {servers_after}"
+        say(f"WARNING: a server was restarted during the run ({results['servers_restarted']}); run it again")
     (logs / "results.json").write_text(json.dumps(results, indent=2, default=str))
     say(f"results: {logs / 'results.json'} (service logs and the raw profile beside it)")
     if args.output:

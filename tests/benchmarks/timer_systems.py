@@ -249,7 +249,8 @@ app_state: dict[str, Any] = {}
 
 
 async def run_procrastinate(url: str, tally: Tally, limit: float, concurrency: int) -> dict[str, Any]:
-    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    # Its "App is instantiated in the main Python module" warning is expected: this module is the worker.
+    logging.getLogger("procrastinate").setLevel(logging.ERROR)
     settings = Settings()
     app_state["tally"] = tally
     app_state["pool"] = await db.create_pool(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
