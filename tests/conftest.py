@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kafka_io import KafkaIO
+from tests.support.kafka_io import KafkaIO, delete_topics
 from tests.support.processes import ServiceProcess
 from tests.support.servers import Servers, create_database, drop_database, start_servers
 
@@ -86,6 +86,7 @@ async def ns(servers: Servers, tmp_path: Path, request):
     for process in namespace.processes:
         process.stop(timeout=20)
     await namespace.kafka.close()
+    await delete_topics(servers.kafka_bootstrap, namespace.prefix)
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         for process in namespace.processes:
             print(f"--- {process.name} log ---\n{process.tail(80)}")

@@ -198,6 +198,9 @@ class Demo:
         if self.prometheus:
             self.prometheus.stop()
         shutil.rmtree(self.config_dir, ignore_errors=True)
+        from tests.support.kafka_io import delete_topics
+
+        await delete_topics(self.bootstrap, self.prefix)
         if not self.args.keep:
             try:
                 conn = await asyncpg.connect(self.base_url)

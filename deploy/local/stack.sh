@@ -59,7 +59,7 @@ kafka_up() {
     -Dlog4j.configuration="file:$ROOT/deploy/local/kafka/log4j.properties" \
     -cp "$cp" kafka.Kafka "$props" >"$LOGS/kafka.log" 2>&1 &
   echo $! >"$KAFKA_DIR/pid"
-  kafka_ready 90 || dump_log_and_fail "Kafka" "$LOGS/kafka.log"
+  kafka_ready 240 || dump_log_and_fail "Kafka" "$LOGS/kafka.log"  # after an unclean stop it recovers every log first
   log "Kafka $(kafka_version) ready"
 }
 
@@ -112,7 +112,7 @@ pg_up() {
   touch "$LOGS/postgres.log"; [ "$(id -u)" = "0" ] && chown postgres "$LOGS/postgres.log"
   log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
   as_postgres "$bin/pg_ctl" -D "$PG_DIR" -l "$LOGS/postgres.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=300" \
     start >/dev/null 2>&1 || dump_log_and_fail "PostgreSQL" "$LOGS/postgres.log"
   "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname='helpdesk'" | grep -q 1 \
     || "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE ROLE helpdesk LOGIN PASSWORD 'helpdesk' CREATEDB"
@@ -139,7 +139,7 @@ kafka_kill() {  # chaos tests: the broker dies without a clean shutdown
 pg_restart() {  # chaos tests: every connection is cut
   [ -n "${DATABASE_URL:-}" ] && { log "DATABASE_URL is set: not restarting an external server"; exit 1; }
   as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DIR" -m immediate -w -t 60 restart \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=300" \
     >/dev/null 2>&1 || dump_log_and_fail "PostgreSQL restart" "$LOGS/postgres.log"
   log "PostgreSQL restarted"
 }

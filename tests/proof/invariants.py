@@ -61,17 +61,28 @@ def check(published_complaints: set[str], topics: dict[str, list[dict[str, Any]]
     return violations
 
 
-async def drain_and_read(kafka: Any, published: set[str], *, classify_timeout: float = 180,
-                         settle_timeout: float = 90) -> dict[str, list[dict[str, Any]]]:
-    """Waits until every published complaint is classified and the timer topics stop growing
-    (every deadline fell due), then returns the output topics by short name."""
+async def drain_and_read(kafka: Any, database_url: str, published: set[str], *, classify_timeout: float = 180,
+                         settle_timeout: float = 150) -> dict[str, list[dict[str, Any]]]:
+    """Waits until every published complaint is classified, every durable timer of sla and
+    followup has fired (deferred follow-ups included) and every outbox is empty, then returns the
+    output topics by short name."""
+    import asyncpg
+
     await kafka.wait_for(CLASSIFIED, lambda rs: {r["causation_id"] for r in rs} >= published, timeout=classify_timeout)
-    deadline, previous = time.monotonic() + settle_timeout, -1
-    while time.monotonic() < deadline:
-        await asyncio.sleep(8)
-        total = len(await kafka.read_all(SLA)) + len(await kafka.read_all(FOLLOWUPS))
-        if total == previous:
-            break
-        previous = total
+    deadline = time.monotonic() + settle_timeout
+    conn = await asyncpg.connect(database_url)
+    try:
+        while time.monotonic() < deadline:
+            pending = 0
+            for schema in ("intake", "sla", "compensation", "followup"):
+                pending += await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox")
+                if schema in ("sla", "followup"):
+                    pending += await conn.fetchval(f"SELECT count(*) FROM {schema}.timers")
+            if pending == 0:
+                break
+            await asyncio.sleep(2)
+    finally:
+        await conn.close()
+    await asyncio.sleep(1)
     return {name: await kafka.read_all(topic) for name, topic in
             (("classified", CLASSIFIED), ("compensation", COMPENSATION), ("sla", SLA), ("followups", FOLLOWUPS))}

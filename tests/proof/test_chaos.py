@@ -57,7 +57,7 @@ async def test_killing_services_under_load_loses_nothing_and_duplicates_nothing(
     counts = await load
     published = set(sim.complaint_ids)
 
-    topics = await invariants.drain_and_read(ns.kafka, published)
+    topics = await invariants.drain_and_read(ns.kafka, ns.database_url, published)
     violations = invariants.check(published, topics)
     duplicates = sum(len(r) - len({x["event_id"] for x in r}) for r in topics.values())
     print(f"\nchaos: {sum(counts.values())} events published, {faults} faults injected, "

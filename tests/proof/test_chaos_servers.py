@@ -44,7 +44,7 @@ async def test_broker_killed_and_database_restarted_under_load_loses_and_duplica
         # the simulator's own producer may fail while the broker is down: publish the rest again
         counts = await sim.run(6, 0)
     published = set(sim.complaint_ids)
-    topics = await invariants.drain_and_read(ns.kafka, published, classify_timeout=240, settle_timeout=120)
+    topics = await invariants.drain_and_read(ns.kafka, ns.database_url, published, classify_timeout=240)
     violations = invariants.check(published, topics)
     print(f"\nserver chaos: {sum(counts.values())} events published, 2 server faults, {len(violations)} violations")
     assert not violations, violations[:10]

@@ -95,3 +95,20 @@ class KafkaIO:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Removes a test's topics, so the broker does not accumulate thousands of partitions
+    (they slow its recovery after an unclean stop)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await admin.start()
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    except Exception:
+        pass  # best effort: a test's leftovers are harmless
+    finally:
+        await admin.close()
