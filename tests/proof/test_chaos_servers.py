@@ -25,6 +25,8 @@ def stack(command: str) -> None:
 async def test_broker_killed_and_database_restarted_under_load_loses_and_duplicates_nothing(ns, tmp_path):
     if "local" not in ns.servers.kafka_from or "local" not in ns.servers.postgres_from:
         pytest.skip("restarts servers: only with the repository's local stack")
+    if not (ROOT / ".stack/kafka/pid").exists() or not (ROOT / ".stack/pg/postmaster.pid").exists():
+        pytest.skip("restarts servers: only those this checkout's stack started (`make stack-up`)")
     config = tmp_path / "config"
     config.mkdir()
     fast_policies(config)
