@@ -2,7 +2,7 @@
 # Local real servers for development, tests and the demo:
 #   Apache Kafka (single-node KRaft, jars from Maven Central) on 127.0.0.1:9092
 #   PostgreSQL (Debian packages) on 127.0.0.1:55432, database "helpdesk"
-# Usage: stack.sh up|down|status (chaos tests also use kafka-kill, kafka-up, pg-restart)
+# Usage: stack.sh up|down|status (tests also use kafka-jars, kafka-kill, kafka-up, pg-restart)
 # Idempotent: `up` reuses servers that already answer. State and logs live in .stack/ (git-ignored).
 set -euo pipefail
 
@@ -148,11 +148,12 @@ case "${1:-}" in
   up) pg_up; kafka_up ;;
   kafka-kill) kafka_kill ;;
   kafka-up) kafka_up ;;
+  kafka-jars) kafka_jars ;;
   pg-restart) pg_restart ;;
   down) kafka_down; pg_down ;;
   status)
     if kafka_ready 1; then echo "kafka: up (127.0.0.1:$KAFKA_PORT, $(kafka_version))"; else echo "kafka: down"; fi
     if [ -n "${DATABASE_URL:-}" ]; then echo "postgres: external (DATABASE_URL)";
     elif [ -n "$(pg_bin)" ] && pg_ready; then echo "postgres: up (127.0.0.1:$PG_PORT)"; else echo "postgres: down"; fi ;;
-  *) echo "usage: $0 up|down|status|kafka-kill|kafka-up|pg-restart" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|kafka-jars|kafka-kill|kafka-up|pg-restart" >&2; exit 2 ;;
 esac

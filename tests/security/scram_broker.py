@@ -50,9 +50,9 @@ auto.create.topics.enable=true
 
 
 def ensure_kafka_jars() -> None:
-    """The jars come from the local stack script (it reuses servers that already run)."""
+    """The jars come from the local stack script (resolved from Maven Central, cached)."""
     if not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
-        subprocess.run(["bash", str(ROOT / "deploy/local/stack.sh"), "up"], check=True, timeout=600)
+        subprocess.run(["bash", str(ROOT / "deploy/local/stack.sh"), "kafka-jars"], check=True, timeout=600)
 
 
 def kafka_cluster_id() -> str:
