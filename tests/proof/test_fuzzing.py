@@ -18,6 +18,7 @@ from tests.proof.hostile import hostile_record, valid_activity, valid_complaint
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RECORDS = int(os.environ.get("FUZZ_RECORDS", "600"))
+pytestmark.append(pytest.mark.timeout(max(300, RECORDS * 0.2)))
 
 
 def draw_records(n: int) -> list[tuple[str, str, bytes]]:
@@ -70,7 +71,7 @@ async def test_hostile_records_are_all_rejected_and_valid_traffic_is_unaffected(
     activity_hostile = len(sent_hostile) - complaints_hostile
     # intake reports bad complaints; sla and followup each report bad activity.
     expected = complaints_hostile + 2 * activity_hostile
-    rejected = await ns.kafka.wait_for(REJECTED, lambda rs: len(rs) >= expected, timeout=300)
+    rejected = await ns.kafka.wait_for(REJECTED, lambda rs: len(rs) >= expected, timeout=max(300, RECORDS * 0.12))
     classified = await ns.kafka.wait_for(CLASSIFIED, lambda rs: valid_ids <= {r["causation_id"] for r in rs}, timeout=120)
 
     reported: dict[tuple[str, int, int], set[str]] = defaultdict(set)
