@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("CHAOS_SECONDS", "40"))
 RATE = float(os.environ.get("CHAOS_RATE", "8"))
+pytestmark.append(pytest.mark.timeout(SECONDS * 2 + 400))
 
 
 def fast_policies(target: Path) -> None:
