@@ -42,7 +42,7 @@ demo: venv tools stack-up
 
 ## The proof suite at full size: longer chaos under higher load, 10,000 hostile records.
 chaos: venv tools stack-up
-	@CHAOS_SECONDS=$${CHAOS_SECONDS:-180} CHAOS_RATE=$${CHAOS_RATE:-25} FUZZ_RECORDS=$${FUZZ_RECORDS:-10000} \
+	@CHAOS_SECONDS=$${CHAOS_SECONDS:-120} CHAOS_RATE=$${CHAOS_RATE:-12} FUZZ_RECORDS=$${FUZZ_RECORDS:-10000} \
 	  $(VENV)/bin/pytest tests/proof -s $(PYTEST_ARGS)
 
 ## Benchmarks, each figure a ratio against a baseline measured in the same run (docs/benchmarks.md).
