@@ -121,10 +121,21 @@ async def run_scaling(servers: Servers, settings: PipelineSettings, logs: Path) 
     return {"points": points}
 
 
+async def postgres_settings(url: str) -> dict[str, str]:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return {name: await conn.fetchval(f"SHOW {name}") for name in ("fsync", "synchronous_commit")}
+    finally:
+        await conn.close()
+
+
 async def main_async(args: argparse.Namespace, servers: Servers) -> int:
     started = time.monotonic()
     timer_settings, pipeline_settings = plan(args.quick)
     facts = machine_facts(servers)
+    facts["postgres_settings"] = await postgres_settings(servers.database_url)
     say(f"{facts['nproc']} cores, {facts['memory_gib']} GiB; {facts['servers']}")
     logs = Path(tempfile.mkdtemp(prefix="helpdesk-bench-"))
     results: dict[str, Any] = {"facts": facts, "quick": args.quick, "command": _command(args)}
