@@ -26,7 +26,7 @@ from services.simulator import CrmSimulator, Mix
 from shared import kafka
 from shared.events import CLASSIFIED, COMPENSATION, COMPLAINTS, SLA
 from shared.settings import Settings
-from tests.benchmarks.common import ROOT, RunSpace, median, percentile, say
+from tests.benchmarks.common import ROOT, RunSpace, median, percentile
 from tests.support.processes import ServiceProcess
 
 SERVICES = ("intake", "sla", "compensation", "followup")

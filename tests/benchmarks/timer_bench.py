@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from tests.benchmarks import timer_systems as systems
-from tests.benchmarks.common import median, percentile, rss_mib, run_space, say, spawn, wait_for_line
+from tests.benchmarks.common import median, percentile, run_space, say, spawn, wait_for_line
 from tests.support.servers import Servers
 
 
