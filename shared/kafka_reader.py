@@ -12,7 +12,8 @@ from shared.settings import Settings
 
 
 async def read_topic(settings: Settings, name: str, *, limit: int | None = None) -> list[dict[str, Any]]:
-    """Every JSON record now in `name` (prefix applied), oldest first per partition."""
+    """Every JSON object now in `name` (prefix applied), oldest first per partition, with the
+    record's key added as `_key`."""
     consumer = AIOKafkaConsumer(**client_args(settings), enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -45,6 +46,7 @@ async def read_topic(settings: Settings, name: str, *, limit: int | None = None)
                     except Exception:
                         continue
                     if isinstance(value, dict):
+                        value["_key"] = r.key.decode("utf-8", "replace") if r.key else None
                         out.append(value)
         return out
     finally:

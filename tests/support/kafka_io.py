@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 
 class KafkaIO:
@@ -42,41 +42,10 @@ class KafkaIO:
 
     async def read_all(self, topic: str) -> list[dict[str, Any]]:
         """Every record now in the topic, decoded, with `_key` added."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
-        await consumer.start()
-        try:
-            name = self.topic(topic)
-            partitions = consumer.partitions_for_topic(name)
-            if partitions is None:
-                await consumer._client.force_metadata_update()  # noqa: SLF001 - topic just created
-                partitions = consumer.partitions_for_topic(name) or set()
-            tps = [TopicPartition(name, p) for p in partitions]
-            if not tps:
-                return []
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            out: list[dict[str, Any]] = []
-            async def behind() -> bool:
-                for tp in tps:
-                    if await consumer.position(tp) < ends[tp]:
-                        return True
-                return False
+        from shared.kafka_reader import read_topic
+        from shared.settings import Settings
 
-            while await behind():
-                batch = await consumer.getmany(*tps, timeout_ms=500)
-                for records in batch.values():
-                    for r in records:
-                        try:
-                            value = json.loads(r.value)
-                        except Exception:
-                            value = {"_raw": r.value}
-                        value["_key"] = r.key.decode() if r.key else None
-                        out.append(value)
-            return out
-        finally:
-            await consumer.stop()
+        return await read_topic(Settings(kafka_bootstrap_servers=self.bootstrap, helpdesk_topic_prefix=self.prefix), topic)
 
     async def wait_for(
         self, topic: str, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 60.0
