@@ -74,7 +74,8 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.timer_engines: list[TimerEngine] = []
         self._timer_specs: list[dict[str, Any]] = []
-        self._workers: list[asyncio.Task[None]] = []  # finish their batch on shutdown
+        self._relay_task: asyncio.Task[None] | None = None  # these two finish their batch on shutdown
+        self._timer_tasks: list[asyncio.Task[None]] = []
         self._tasks: list[asyncio.Task[None]] = []  # cancelled on shutdown
         self._startup: list[Callable[[], Awaitable[None]]] = []
         self._policies: list[PolicyHolder[Any]] = []
@@ -153,14 +154,14 @@ class ServiceRuntime:
         self.producer = kafka.make_producer(s)
         await self.producer.start()
         self.relay = OutboxRelay(self.pool, self.schema, self.producer, service=self.name, batch_size=s.outbox_batch_size)
-        self._workers.append(asyncio.ensure_future(self.relay.run()))
+        self._relay_task = asyncio.ensure_future(self.relay.run())
         for spec in self._timer_specs:
             engine = TimerEngine(
                 self.pool, self.schema, service=self.name, batch_size=s.timer_batch_size,
                 poll_interval=s.timer_poll_interval, **spec,
             )
             self.timer_engines.append(engine)
-            self._workers.append(asyncio.ensure_future(engine.run()))
+            self._timer_tasks.append(asyncio.ensure_future(engine.run()))
         self._spawn(self._watch_policies())
         self._spawn(self._measure_consumer_lag())
         for hook in self._startup:
@@ -176,21 +177,27 @@ class ServiceRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for engine in self.timer_engines:
             await engine.stop()
-        if self._workers:
-            # Timers finish their transaction first; then the relay publishes what they wrote.
-            await asyncio.wait(self._workers[1:], timeout=10) if len(self._workers) > 1 else None
-            if self.relay:
-                await self.relay.publish_until_empty(timeout=10)
-                await self.relay.stop()
-            _, pending = await asyncio.wait(self._workers, timeout=10)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        # Timers finish their transaction first; then the relay publishes what they wrote.
+        await self._finish(self._timer_tasks)
+        if self.relay and self._relay_task:
+            await self.relay.publish_until_empty(timeout=10)
+            await self.relay.stop()
+            await self._finish([self._relay_task])
         if self.producer:
             await self.producer.stop()
         if self.pool:
             await self.pool.close()
         log.info("%s stopped", self.name)
+
+    @staticmethod
+    async def _finish(tasks: list[asyncio.Task[None]], timeout: float = 10) -> None:
+        """Waits for tasks told to stop; cancels those still running after `timeout`."""
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _watch_policies(self) -> None:
         while True:

@@ -47,11 +47,9 @@ def describe(r: dict[str, Any], t0: float) -> str | None:
         return f"[green]met[/] {clock}{promise}" + (f" [red](after its breach{late})[/]" if r.get("breached") else " in time")
     if kind == "sla.cancelled":
         return f"[dim]clock stopped {clock}{promise} (case resolved)[/]"
-    if kind == "compensation.granted":
-        return (f"[magenta]offer granted[/] by {r.get('authority')}: {_offers(r.get('offers'))} — "
-                f"{r.get('value')} {r.get('currency')} [dim](rule {r.get('rule_id')})[/]")
-    if kind == "compensation.pending_approval":
-        return (f"[magenta]offer needs approval[/] by {r.get('authority')}: {_offers(r.get('offers'))} — "
+    if kind in {"compensation.granted", "compensation.pending_approval"}:
+        what = "offer granted" if kind == "compensation.granted" else "offer needs approval"
+        return (f"[magenta]{what}[/] by {r.get('authority')}: {_offers(r.get('offers'))} — "
                 f"{r.get('value')} {r.get('currency')} [dim](rule {r.get('rule_id')})[/]")
     if kind in {"compensation.approved", "compensation.denied"}:
         approver = r.get("approver") or {}

@@ -42,8 +42,6 @@ def timer_key(followup_id: str) -> str:
     return f"followup:{followup_id}"
 
 
-
-
 @dataclass
 class Followups:
     runtime: ServiceRuntime
