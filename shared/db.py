@@ -89,3 +89,14 @@ async def first_time(conn: asyncpg.Connection, schema: str, event_id: str) -> bo
         event_id,
     )
     return row is not None
+
+
+async def first_times(conn: asyncpg.Connection, schema: str, event_ids: Sequence[str]) -> set[str]:
+    """`first_time` for a batch in one round trip: the ids not processed before. An id twice in
+    `event_ids` is returned once; the caller treats its second occurrence as a redelivery."""
+    rows = await conn.fetch(
+        f"INSERT INTO {schema}.processed_events (event_id) SELECT unnest($1::text[]) "
+        "ON CONFLICT DO NOTHING RETURNING event_id",
+        list(event_ids),
+    )
+    return {row["event_id"] for row in rows}

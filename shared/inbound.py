@@ -1,25 +1,27 @@
 """Reading inbound records safely: parse, reject with a reason, never crash, never drop.
 
-`Inbox.handle` is the one path every consumer takes: parse the raw bytes; on bad input write a
-`complaint.rejected` event (with the original bytes) to the outbox; on good input run the
+`Inbox.handle_batch` is the one path every consumer takes: parse the raw bytes; on bad input write
+a `complaint.rejected` event (with the original bytes) to the outbox; on good input run the
 service's state change in a transaction that also records the event id, so a redelivered event
-is a no-op. Transient database errors are retried with backoff, then raised so the record is
-delivered again (the consumer commits offsets only after success).
+is a no-op. Transient database errors are retried with backoff, then raised so the records are
+delivered again (the consumer commits a batch's offsets only after its transaction committed).
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-from shared.db import first_time
+from shared.db import first_times
 from shared.events import ACTIVITY_TYPES, MAX_RECORD_BYTES, ComplaintClassified, ComplaintRejected, case_activity
 from shared.metrics import service_metrics
 from shared.outbox import enqueue
@@ -187,10 +189,48 @@ def _case_id_of(raw: bytes | None) -> str | None:
 
 
 Apply = Callable[[asyncpg.Connection, Any], Awaitable[str | None]]
+Prepare = Callable[[asyncpg.Connection, list[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one inbound record is read (`parse`: bytes → event or RejectedInput) and applied."""
+
+    parse: Callable[[bytes | None], Any]
+    apply: Apply
+
+
+Router = Callable[[Any], "Route | None"]  # None: the record is none of this service's business
+
+
+def every_record(parse: Callable[[bytes | None], Any], apply: Apply) -> Router:
+    """The router of a consumer that reads all its records one way."""
+    route = Route(parse, apply)
+    return lambda _record: route
+
+
+@dataclass
+class _Item:
+    ref: RecordRef
+    topic: str
+    apply: Apply | None = None
+    event: Any = None
+    rejection: RejectedInput | None = None
+
+    @property
+    def key(self) -> str:
+        if self.rejection is None:
+            return self.event.event_id
+        return f"rejected:{self.ref.topic}:{self.ref.partition}:{self.ref.offset}"
 
 
 class Inbox:
-    """Idempotent handling of one service's inbound records (see module doc)."""
+    """Idempotent handling of one service's inbound records (see module doc).
+
+    Records come in batches (one Kafka fetch): the whole batch is one transaction, so a fetch of
+    500 records costs one commit instead of 500. If that transaction fails (a deadlock with another
+    instance, a bad record tripping a constraint, the database going away), the batch is handled
+    again one record per transaction, each retried, exactly as if it had never been batched."""
 
     def __init__(self, pool: asyncpg.Pool, schema: str, service: str, rejected_topic: str, topic_prefix: str = "") -> None:
         self.pool, self.schema, self.service = pool, schema, service
@@ -198,42 +238,80 @@ class Inbox:
         self.metrics = service_metrics(service)
 
     async def handle(self, record: Any, parse: Callable[[bytes | None], Any], apply: Apply) -> str:
-        ref = RecordRef.of(record)
-        topic = ref.topic[len(self.topic_prefix):] if ref.topic.startswith(self.topic_prefix) else ref.topic
+        """One record; the outcome ("processed", "duplicate", "rejected" or what `apply` returned)."""
+        outcomes = await self.handle_batch([record], lambda _record: Route(parse, apply))
+        return outcomes[0]
+
+    async def handle_batch(self, records: Sequence[Any], route: Router, prepare: Prepare | None = None) -> list[str]:
+        """Records in the order fetched. `prepare(conn, events)` runs first in the batch's
+        transaction: the place to take the batch's locks in one fixed order, so two batches
+        touching the same cases never wait on each other in a circle."""
+        items = [item for item in (self._read(record, route) for record in records) if item is not None]
+        if not items:
+            return []
         started = time.perf_counter()
         try:
-            event = parse(ref.value)
+            outcomes = await self._apply(items, prepare)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if len(items) == 1 and not isinstance(exc, TRANSIENT_DB_ERRORS):
+                raise
+            log.info("batch of %d records failed (%s); handling them one at a time", len(items), type(exc).__name__)
+            outcomes = []
+            for item in items:
+                outcomes += await self._retrying(lambda one=item: self._apply([one], prepare))
+        elapsed = time.perf_counter() - started
+        self.metrics.batch_size.observe(len(items))
+        for item, outcome in zip(items, outcomes):
+            self._count(item, outcome, elapsed / len(items))
+        return outcomes
+
+    def _read(self, record: Any, route: Router) -> _Item | None:
+        chosen = route(record)
+        if chosen is None:
+            return None
+        ref = RecordRef.of(record)
+        topic = ref.topic.removeprefix(self.topic_prefix)
+        try:
+            return _Item(ref, topic, chosen.apply, event=chosen.parse(ref.value))
         except RejectedInput as exc:
-            rejection = exc
-            outcome = await self._retrying(lambda: self._reject(ref, rejection))
-            self.metrics.rejected.labels(topic, rejection.reason).inc()
-            log.info("rejected %s[%d]@%d: %s", topic, ref.partition, ref.offset, rejection.reason)
-        else:
-            outcome = await self._retrying(lambda: self._apply(event, apply))
-            if outcome == "duplicate":
-                self.metrics.duplicates.labels(topic).inc()
-        self.metrics.events_handled.labels(topic, outcome).inc()
-        self.metrics.handler_duration.labels(topic).observe(time.perf_counter() - started)
-        return outcome
+            return _Item(ref, topic, rejection=exc)
 
-    async def _apply(self, event: Any, apply: Apply) -> str:
+    async def _apply(self, items: list[_Item], prepare: Prepare | None) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await first_time(conn, self.schema, event.event_id):
-                return "duplicate"
-            return await apply(conn, event) or "processed"
+            fresh = await first_times(conn, self.schema, [item.key for item in items])
+            if prepare is not None:
+                await prepare(conn, [i.event for i in items if i.rejection is None and i.key in fresh])
+            outcomes = []
+            for item in items:
+                if item.key not in fresh:
+                    outcomes.append("duplicate")
+                    continue
+                fresh.discard(item.key)  # the same event twice in one batch: the second is a redelivery
+                if item.rejection is not None:
+                    event = rejected_event(item.ref, item.rejection.reason, item.rejection.errors, self.service,
+                                           self.topic_prefix)
+                    await enqueue(conn, self.schema, self.rejected_topic, item.ref.key, event)
+                    outcomes.append("rejected")
+                else:
+                    assert item.apply is not None
+                    outcomes.append(await item.apply(conn, item.event) or "processed")
+            return outcomes
 
-    async def _reject(self, ref: RecordRef, exc: RejectedInput) -> str:
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await first_time(conn, self.schema, f"rejected:{ref.topic}:{ref.partition}:{ref.offset}"):
-                return "duplicate"
-            event = rejected_event(ref, exc.reason, exc.errors, self.service, self.topic_prefix)
-            await enqueue(conn, self.schema, self.rejected_topic, ref.key, event)
-        return "rejected"
+    def _count(self, item: _Item, outcome: str, seconds: float) -> None:
+        if item.rejection is not None and outcome != "duplicate":
+            self.metrics.rejected.labels(item.topic, item.rejection.reason).inc()
+            log.info("rejected %s[%d]@%d: %s", item.topic, item.ref.partition, item.ref.offset, item.rejection.reason)
+        if outcome == "duplicate":
+            self.metrics.duplicates.labels(item.topic).inc()
+        self.metrics.events_handled.labels(item.topic, outcome).inc()
+        self.metrics.handler_duration.labels(item.topic).observe(seconds)
 
-    async def _retrying(self, work: Callable[[], Awaitable[str]]) -> str:
+    async def _retrying(self, work: Callable[[], Awaitable[list[str]]]) -> list[str]:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
-            wait=wait_exponential_jitter(initial=0.2, max=5),
+            wait=wait_random_exponential(multiplier=0.2, max=5),
             stop=stop_after_delay(60),
             reraise=True,
         ):

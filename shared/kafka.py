@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -23,17 +25,46 @@ def raw_body(message: Any) -> bytes:
     return message.body
 
 
+async def tolerant_headers(records: Any, parse: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream decodes every header value as UTF-8 before any handler runs, and one that is not
+    would fail the whole fetch before the records could be rejected. Such values are replaced
+    (U+FFFD); no handler reads headers, the records' values and keys are untouched."""
+    batch = records if isinstance(records, tuple) else (records,)
+    if any(not _utf8(value) for record in batch for _, value in record.headers):
+        batch = tuple(replace(r, headers=[(k, _readable(v)) for k, v in r.headers]) for r in batch)
+    return await parse(batch if isinstance(records, tuple) else batch[0])
+
+
+def _utf8(value: bytes | None) -> bool:
+    try:
+        (value or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _readable(value: bytes | None) -> bytes:
+    return (value or b"").decode("utf-8", "replace").encode("utf-8")
+
+
 # Offsets are committed only after the handler's database transaction committed; an exception
-# (database down, say) seeks back so the record is delivered again. Handlers are idempotent, so a
+# (database down, say) seeks back so the records are delivered again. Handlers are idempotent, so a
 # redelivery is harmless. Bad input is never an exception: it goes to the rejected topic.
-CONSUMER_OPTIONS: dict[str, Any] = {
-    "ack_policy": AckPolicy.NACK_ON_ERROR,
-    "decoder": raw_body,
-    "auto_offset_reset": "earliest",
-    "session_timeout_ms": 10_000,
-    "heartbeat_interval_ms": 1_000,
-    "max_partition_fetch_bytes": 2 * MAX_RECORD_BYTES,
-}
+# Records arrive in batches (one fetch, up to CONSUMER_BATCH_SIZE): one transaction and one offset
+# commit per batch instead of per record.
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "decoder": raw_body,
+        "parser": tolerant_headers,
+        "batch": True,
+        "max_records": settings.consumer_batch_size,
+        "batch_timeout_ms": max(1, int(settings.consumer_batch_wait * 1000)),
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": 10_000,
+        "heartbeat_interval_ms": 1_000,
+        "max_partition_fetch_bytes": 2 * MAX_RECORD_BYTES,
+    }
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:

@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from prometheus_client import Counter, Gauge, Histogram
 
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -29,6 +30,7 @@ class ServiceMetrics:
     policy_refusals: Counter
     policy_info: Gauge
     consumer_lag: Gauge
+    batch_size: Histogram
 
 
 @lru_cache(maxsize=None)
@@ -39,7 +41,7 @@ def service_metrics(service: str) -> ServiceMetrics:
         duplicates=Counter(f"{p}_duplicate_events_total", "Redelivered inbound events absorbed as no-ops", ["topic"]),
         rejected=Counter(f"{p}_rejected_events_total", "Inbound records sent to the rejected topic", ["topic", "reason"]),
         handler_duration=Histogram(
-            f"{p}_handler_duration_seconds", "Time to handle one inbound event", ["topic"], buckets=LATENCY_BUCKETS
+            f"{p}_handler_duration_seconds", "Time to handle one inbound event (its share of its batch)", ["topic"], buckets=LATENCY_BUCKETS
         ),
         outbox_published=Counter(f"{p}_outbox_published_events_total", "Events published by the outbox relay", ["topic"]),
         outbox_backlog=Gauge(f"{p}_outbox_backlog_events", "Outbox rows waiting to be published"),
@@ -58,5 +60,9 @@ def service_metrics(service: str) -> ServiceMetrics:
         consumer_lag=Gauge(
             f"{p}_consumer_lag_records", "Records on an assigned partition not yet handled and committed",
             ["topic", "partition"],
+        ),
+        batch_size=Histogram(
+            f"{p}_consumer_batch_records", "Inbound records handled in one transaction (one Kafka fetch)",
+            buckets=BATCH_BUCKETS,
         ),
     )

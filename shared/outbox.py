@@ -49,8 +49,13 @@ async def enqueue_many(
     ]
     if not rows:
         return 0
-    await conn.executemany(f"INSERT INTO {schema}.outbox (topic, key, payload) VALUES ($1, $2, $3)", rows)
-    await conn.execute("SELECT pg_notify($1, '')", f"{schema}_outbox")
+    topics, keys, payloads = zip(*rows)
+    # One round trip: the rows and the relay's wake-up (delivered at commit, once per transaction).
+    await conn.execute(
+        f"WITH added AS (INSERT INTO {schema}.outbox (topic, key, payload) "
+        "SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[])) SELECT pg_notify($4, '')",
+        list(topics), list(keys), list(payloads), f"{schema}_outbox",
+    )
     return len(rows)
 
 

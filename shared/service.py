@@ -106,7 +106,7 @@ class ServiceRuntime:
         Each topic gets its own consumer group: two consumers of one process in one group, each on
         another topic, rebalance against each other and can starve one of them."""
         group = f"{self.settings.group(self.name)}.{topic}"
-        return self.broker.subscriber(self.topic(topic), group_id=group, **{**kafka.CONSUMER_OPTIONS, **options})
+        return self.broker.subscriber(self.topic(topic), group_id=group, **{**kafka.consumer_options(self.settings), **options})
 
     def documents(self, topic: str, model: type[BaseModel], description: str) -> None:
         """Declares an outbound topic and its event model for the AsyncAPI spec. Events themselves

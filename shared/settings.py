@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     db_pool_min: int = 2
     db_pool_max: int = 10
     outbox_batch_size: int = 500
+    # Inbound records handled per database transaction (at most; one Kafka fetch), and how long
+    # an idle consumer waits for records before it looks again.
+    consumer_batch_size: int = Field(default=500, ge=1)
+    consumer_batch_wait: float = Field(default=0.05, gt=0)
     timer_batch_size: int = 500
     timer_poll_interval: float = 0.2  # seconds between looks for due timers: bounds fire lag
     policy_check_interval: float = 1.0  # seconds between looks at policy files for edits

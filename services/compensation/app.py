@@ -15,7 +15,7 @@ def build(settings: Settings | None = None) -> ServiceRuntime:
     compensation = handlers.Compensation(runtime, policy)
     runtime.set_context("compensation", compensation)
     runtime.subscriber(CLASSIFIED, title="compensation.classified")(handlers.on_classified)
-    runtime.subscriber(COMPENSATION_APPROVALS, title="compensation.approvals")(handlers.on_approval)
+    runtime.subscriber(COMPENSATION_APPROVALS, title="compensation.approvals")(handlers.on_approvals)
     runtime.subscriber(CASE_ACTIVITY, title="compensation.case-activity")(handlers.on_case_activity)
     runtime.timers(fire_one=compensation.escalate)
     runtime.background(compensation.refresh_gauges)

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import partial
+from typing import Any
 
 import asyncpg
 from faststream import Context
@@ -20,7 +21,7 @@ from services.compensation.domain import Decision, check_approval, decide, next_
 from services.compensation.policy import CompensationPolicy
 from shared import timers
 from shared.events import COMPENSATION, REJECTED, CaseReopened, ComplaintClassified, dump
-from shared.inbound import RecordRef, RejectedInput, parse_event, rejected_event
+from shared.inbound import RecordRef, RejectedInput, Route, every_record, parse_event, rejected_event
 from shared.outbox import enqueue
 from shared.policy import PolicyHolder
 from shared.service import ServiceRuntime
@@ -123,8 +124,16 @@ class Compensation:
                                   approver_role=answer.approver.role, approver_id=answer.approver.id,
                                   accepted=accepted, reason=reason)
 
+    async def lock_for_decisions(self, conn: asyncpg.Connection, complaints: list[ComplaintClassified]) -> None:
+        """A batch's locks, all taken up front in one order: its cases, then the budgets it spends."""
+        await store.lock_cases(conn, [c.case_id for c in complaints])
+        policy = self.policy.current().policy
+        budgets = {(c.source, order_terms(c, policy).currency) for c in complaints}
+        await store.lock_budgets(conn, [b for b in budgets if policy.monthly_budget(*b) is not None])
+
     # ---------- case.reopened ----------
-    async def record_reopen(self, conn: asyncpg.Connection, event: CaseReopened) -> str:
+    @staticmethod
+    async def record_reopen(conn: asyncpg.Connection, event: CaseReopened) -> str:
         await store.record_reopen(conn, event.case_id)
         return "reopened"
 
@@ -187,21 +196,34 @@ def parse_answer(raw: bytes | None) -> ApprovalAnswer:
     return parse_event(raw, ApprovalAnswer, APPROVAL_TYPES)
 
 
+# ---------- subscribers (msg.raw_message is one fetched batch of records) ----------
 async def on_classified(msg: KafkaMessage, compensation: Compensation = Context("compensation")) -> None:
-    await compensation.runtime.inbox.handle(msg.raw_message, parse_classified, compensation.decide_complaint)
+    await compensation.runtime.inbox.handle_batch(
+        msg.raw_message, every_record(parse_classified, compensation.decide_complaint), compensation.lock_for_decisions,
+    )
 
 
-async def on_approval(msg: KafkaMessage, compensation: Compensation = Context("compensation")) -> None:
-    ref = RecordRef.of(msg.raw_message)
-    apply = lambda conn, answer: compensation.settle(conn, answer, ref)  # noqa: E731 - the record travels along
-    await compensation.runtime.inbox.handle(msg.raw_message, parse_answer, apply)
+async def on_approvals(msg: KafkaMessage, compensation: Compensation = Context("compensation")) -> None:
+    def route(record: Any) -> Route:
+        ref = RecordRef.of(record)  # refused answers go to the rejected topic with their record
+        return Route(parse_answer, lambda conn, answer: compensation.settle(conn, answer, ref))
+
+    await compensation.runtime.inbox.handle_batch(msg.raw_message, route)
 
 
-async def on_case_activity(msg: KafkaMessage, compensation: Compensation = Context("compensation")) -> None:
+def reopened_only(record: Any) -> Route | None:
     # Only reopened cases matter here. Bad case-activity records are reported by sla and followup,
     # which own that topic's rejections; reporting them a third time would only add noise.
     try:
-        event = parse_event(msg.raw_message.value, CaseReopened, ("case.reopened",))
+        event = parse_event(record.value, CaseReopened, ("case.reopened",))
     except RejectedInput:
-        return
-    await compensation.runtime.inbox.handle(msg.raw_message, lambda _raw: event, compensation.record_reopen)
+        return None
+    return Route(lambda _raw: event, Compensation.record_reopen)
+
+
+async def on_case_activity(msg: KafkaMessage, compensation: Compensation = Context("compensation")) -> None:
+    await compensation.runtime.inbox.handle_batch(msg.raw_message, reopened_only, lock_cases)
+
+
+async def lock_cases(conn: asyncpg.Connection, events: list[Any]) -> None:
+    await store.lock_cases(conn, [e.case_id for e in events])

@@ -9,6 +9,7 @@ in the same round.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -90,6 +91,16 @@ async def lock_case(conn: asyncpg.Connection, case_id: str) -> int:
     return await conn.fetchval(f"SELECT reopens FROM {SCHEMA}.cases WHERE case_id = $1 FOR UPDATE", case_id)
 
 
+async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> None:
+    """`lock_case` for a batch of events, in one order (byte order, the same in Python and in
+    COLLATE "C"): two batches never wait on each other in a circle."""
+    ordered = sorted(set(case_ids))
+    await conn.execute(f"INSERT INTO {SCHEMA}.cases (case_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", ordered)
+    await conn.execute(
+        f'SELECT 1 FROM {SCHEMA}.cases WHERE case_id = ANY($1::text[]) ORDER BY case_id COLLATE "C" FOR UPDATE', ordered,
+    )
+
+
 async def record_reopen(conn: asyncpg.Connection, case_id: str) -> None:
     await conn.execute(
         f"INSERT INTO {SCHEMA}.cases AS c (case_id, reopens) VALUES ($1, 1) "
@@ -100,7 +111,13 @@ async def record_reopen(conn: asyncpg.Connection, case_id: str) -> None:
 
 async def lock_budget(conn: asyncpg.Connection, source: str, currency: str) -> None:
     # Two cases of one team decided at once must not both spend the budget's last euros.
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"compensation-budget:{source}:{currency}")
+    await lock_budgets(conn, [(source, currency)])
+
+
+async def lock_budgets(conn: asyncpg.Connection, budgets: Iterable[tuple[str, str]]) -> None:
+    """Budget locks for a batch, in sorted order (taken after the batch's case locks)."""
+    keys = sorted({f"compensation-budget:{source}:{currency}" for source, currency in budgets})
+    await conn.execute("SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM unnest($1::text[]) AS k", keys)
 
 
 async def case_state(conn: asyncpg.Connection, case_id: str, reopens: int, currency: str, source: str,

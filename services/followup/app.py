@@ -19,7 +19,7 @@ def build(settings: Settings | None = None) -> ServiceRuntime:
     # other at start-up, and the first one was seen to stop receiving afterwards.
     runtime.broker.subscriber(
         runtime.topic(CLASSIFIED), runtime.topic(CASE_ACTIVITY), group_id=runtime.settings.group(runtime.name),
-        title="followup.inbound", **kafka.CONSUMER_OPTIONS,
+        title="followup.inbound", **kafka.consumer_options(runtime.settings),
     )(handlers.on_inbound)
     runtime.timers(fire_one=followups.fire_one, fire_batch=followups.fire)
     runtime.background(followups.watch_retention)

@@ -28,7 +28,7 @@ from shared import timers
 from shared.events import (
     CLASSIFIED, FOLLOWUPS, CaseReopened, CaseResolved, ComplaintClassified, CustomerReturned, now,
 )
-from shared.inbound import parse_activity, parse_classified
+from shared.inbound import Route, parse_activity, parse_classified
 from shared.outbox import enqueue_many
 from shared.policy import PolicyHolder
 from shared.service import ServiceRuntime
@@ -245,10 +245,19 @@ def _cancelled(p: PendingFollowup, causation_id: str, reason: str) -> FollowupCa
     )
 
 
+async def lock_customers(conn: asyncpg.Connection, events: list[Any]) -> None:
+    """Every customer a batch may plan for, locked up front in one order (see store.lock_customers)."""
+    known = {e.customer_id for e in events if isinstance(e, (ComplaintClassified, CustomerReturned))}
+    of_cases = [e.case_id for e in events if isinstance(e, (CaseResolved, CaseReopened))]
+    await store.lock_customers(conn, known | set(await store.customers_of_cases(conn, of_cases)))
+
+
 async def on_inbound(msg: KafkaMessage, followups: Followups = Context("followups")) -> None:
-    """Classifications and case activity arrive through one consumer (see app.py)."""
-    record = msg.raw_message
-    if record.topic == followups.runtime.topic(CLASSIFIED):
-        await followups.runtime.inbox.handle(record, parse_classified, followups.record_classification)
-    else:
-        await followups.runtime.inbox.handle(record, parse_activity, followups.record_activity)
+    """Classifications and case activity arrive through one consumer (see app.py); msg.raw_message
+    is one fetched batch of records from both topics."""
+    classified = Route(parse_classified, followups.record_classification)
+    activity = Route(parse_activity, followups.record_activity)
+    classified_topic = followups.runtime.topic(CLASSIFIED)
+    await followups.runtime.inbox.handle_batch(
+        msg.raw_message, lambda record: classified if record.topic == classified_topic else activity, lock_customers,
+    )

@@ -250,8 +250,17 @@ async def in_retention(conn: asyncpg.Connection, customer_id: str) -> bool:
 async def lock_customers(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> None:
     """Serialises planning for one customer across partitions: two cases resolved at once must
     still see each other's survey. Locks are taken in sorted order so two batches never deadlock."""
-    for customer_id in sorted(set(customer_ids)):
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"followup:customer:{customer_id}")
+    await conn.execute(
+        "SELECT count(pg_advisory_xact_lock(hashtextextended('followup:customer:' || c, 0))) FROM unnest($1::text[]) AS c",
+        sorted(set(customer_ids)),
+    )
+
+
+async def customers_of_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> list[str]:
+    rows = await conn.fetch(
+        f"SELECT DISTINCT customer_id FROM {SCHEMA}.cases WHERE case_id = ANY($1::text[])", list(set(case_ids))
+    )
+    return [r["customer_id"] for r in rows]
 
 
 async def customers_of(conn: asyncpg.Connection, followup_ids: Iterable[str]) -> list[str]:

@@ -12,7 +12,7 @@ def build(settings: Settings | None = None) -> ServiceRuntime:
     runtime = ServiceRuntime("intake", migrations=store.MIGRATIONS, settings=settings)
     policy = runtime.policy("classification.yaml", ClassificationPolicy)
     runtime.set_context("intake", handlers.Intake(runtime, policy))
-    runtime.subscriber(COMPLAINTS, title="intake.complaints", description="complaint.received events from CRMs (services/intake/contract.py: Complaint)")(handlers.on_complaint)
+    runtime.subscriber(COMPLAINTS, title="intake.complaints", description="complaint.received events from CRMs (services/intake/contract.py: Complaint)")(handlers.on_complaints)
     runtime.documents(CLASSIFIED, ComplaintClassified, "complaint.classified: category, severity, temperament, loyalty, publicity risk, priority and why")
     return runtime
 

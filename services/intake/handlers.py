@@ -12,6 +12,7 @@ from services.intake.contract import Complaint, parse_complaint
 from services.intake.domain import classify
 from services.intake.policy import ClassificationPolicy
 from shared.events import CLASSIFIED, ComplaintClassified
+from shared.inbound import every_record
 from shared.outbox import enqueue
 from shared.policy import PolicyHolder
 from shared.service import ServiceRuntime
@@ -57,5 +58,6 @@ def classified_event(complaint: Complaint, result, repeat_contacts: int) -> Comp
     )
 
 
-async def on_complaint(msg: KafkaMessage, intake: Intake = Context("intake")) -> None:
-    await intake.runtime.inbox.handle(msg.raw_message, parse_complaint, intake.record)
+async def on_complaints(msg: KafkaMessage, intake: Intake = Context("intake")) -> None:
+    """One fetched batch of complaints (msg.raw_message is a tuple of records)."""
+    await intake.runtime.inbox.handle_batch(msg.raw_message, every_record(parse_complaint, intake.record))

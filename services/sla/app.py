@@ -16,7 +16,7 @@ def build(settings: Settings | None = None) -> ServiceRuntime:
     sla.current_policy()  # publishes the targets gauge at once
     metrics.start_at_zero()
     runtime.set_context("sla", sla)
-    runtime.subscriber(CLASSIFIED, title="sla.classified")(handlers.on_classified_event)
+    runtime.subscriber(CLASSIFIED, title="sla.classified")(handlers.on_classified_events)
     runtime.subscriber(CASE_ACTIVITY, title="sla.case-activity")(handlers.on_case_activity)
     runtime.timers(fire_one=sla.fire_one, fire_batch=sla.fire_batch)
     runtime.background(sla.refresh_gauges)

@@ -20,15 +20,13 @@ from services.sla.domain import (
 from services.sla.policy import SlaPolicy
 from shared import timers
 from shared.events import SLA, ComplaintClassified, Inbound, case_activity, now
-from shared.inbound import parse_activity, parse_classified
+from shared.inbound import every_record, parse_activity, parse_classified
 from shared.outbox import enqueue_many
 from shared.policy import PolicyHolder
 from shared.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
 GAUGE_REFRESH_SECONDS = 5.0
-
-
 
 
 @dataclass
@@ -147,10 +145,14 @@ def _timer_due(timer: timers.Timer) -> TimerDue | None:
         return None
 
 
-# ---------- subscribers ----------
-async def on_classified_event(msg: KafkaMessage, sla: Sla = Context("sla")) -> None:
-    await sla.runtime.inbox.handle(msg.raw_message, parse_classified, sla.classified)
+async def lock_batch(conn: asyncpg.Connection, events: list[Inbound]) -> None:
+    await store.lock_cases(conn, [e.case_id for e in events])
+
+
+# ---------- subscribers (msg.raw_message is one fetched batch of records) ----------
+async def on_classified_events(msg: KafkaMessage, sla: Sla = Context("sla")) -> None:
+    await sla.runtime.inbox.handle_batch(msg.raw_message, every_record(parse_classified, sla.classified), lock_batch)
 
 
 async def on_case_activity(msg: KafkaMessage, sla: Sla = Context("sla")) -> None:
-    await sla.runtime.inbox.handle(msg.raw_message, parse_activity, sla.activity)
+    await sla.runtime.inbox.handle_batch(msg.raw_message, every_record(parse_activity, sla.activity), lock_batch)

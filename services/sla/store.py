@@ -78,6 +78,14 @@ async def lock_case(conn: asyncpg.Connection, case_id: str) -> None:
     await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK_KEY.format('$1::text')})", case_id)
 
 
+async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> None:
+    """`lock_case` for a batch of events, in sorted order: two batches never wait on each other in a circle."""
+    await conn.execute(
+        f"SELECT count(pg_advisory_xact_lock({_LOCK_KEY.format('c')})) FROM unnest($1::text[]) AS c",
+        sorted(set(case_ids)),
+    )
+
+
 async def try_lock_cases(conn: asyncpg.Connection, case_ids: Sequence[str]) -> set[str]:
     """Locks those of these cases nobody else is changing right now; never waits (see handlers)."""
     rows = await conn.fetch(
