@@ -121,6 +121,20 @@ async def test_bad_records_go_to_the_rejected_topic_and_good_ones_after_them_sti
     assert 'helpdesk_intake_rejected_events_total{reason="not_json"' in intake.metrics()
 
 
+async def test_records_with_header_values_that_are_not_utf8_are_still_handled(ns):
+    # FastStream decodes header values as UTF-8 before any handler runs; one bad header used to
+    # fail the whole fetch. No handler reads headers, so such values no longer matter.
+    intake = ns.service("intake")
+    case = f"CRM-{uuid.uuid4().hex[:8]}"
+    good = new_complaint(case_id=case)
+    await ns.kafka.publish(COMPLAINTS, b"not json", key=case, headers=[("trace", b"\xff\xfe")])
+    await ns.kafka.publish(COMPLAINTS, good, headers=[("trace", b"\xc3\x28"), ("ok", b"fine")])
+    await ns.kafka.wait_for(CLASSIFIED, lambda rs: any(r["causation_id"] == good["event_id"] for r in rs))
+    [rejected] = await ns.kafka.wait_for(REJECTED, lambda rs: len(rs) >= 1)
+    assert rejected["reason"] == "not_json" and base64.b64decode(rejected["raw"]) == b"not json"
+    assert intake.proc.poll() is None
+
+
 async def test_intake_killed_mid_stream_classifies_every_complaint_exactly_once_after_restart(ns):
     intake = ns.service("intake")
     events = [new_complaint() for _ in range(300)]

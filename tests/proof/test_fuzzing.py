@@ -53,10 +53,14 @@ async def test_hostile_records_are_all_rejected_and_valid_traffic_is_unaffected(
     valid_ids = set()
     try:
         futures = []
+        noise = random.Random(11)
         for topic, how, body in traffic:
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
             key = body.get("case_id", "").encode() if isinstance(body, dict) else b"fuzz"
-            futures.append((topic, how, body, await producer.send(ns.kafka.topic(topic), value=raw, key=key)))
+            # Headers are not part of the contract, but a CRM may send any bytes in them.
+            headers = [("x-trace", b"\xff" + noise.randbytes(7))] if noise.random() < 0.1 else None
+            sent = await producer.send(ns.kafka.topic(topic), value=raw, key=key, headers=headers)
+            futures.append((topic, how, body, sent))
         for topic, how, body, future in futures:
             meta = await future
             if how == "valid":

@@ -24,12 +24,14 @@ class KafkaIO:
             await self._producer.start()
         return self._producer
 
-    async def publish(self, topic: str, value: dict[str, Any] | bytes | None, key: str | None = None) -> None:
+    async def publish(self, topic: str, value: dict[str, Any] | bytes | None, key: str | None = None,
+                      headers: list[tuple[str, bytes]] | None = None) -> None:
         producer = await self.producer()
         if isinstance(value, dict):
             key = key if key is not None else value.get("case_id")
             value = json.dumps(value).encode()
-        await producer.send_and_wait(self.topic(topic), value=value, key=key.encode() if isinstance(key, str) else key)
+        await producer.send_and_wait(self.topic(topic), value=value, key=key.encode() if isinstance(key, str) else key,
+                                     headers=headers)
 
     async def publish_many(self, topic: str, events: list[dict[str, Any] | bytes]) -> None:
         producer = await self.producer()
