@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -76,7 +76,31 @@ MIGRATIONS = [
         CREATE INDEX approval_answers_decision ON {schema}.approval_answers (decision_id);
         """,
     ),
+    (
+        2,
+        """
+        -- What each source spent per calendar month (UTC, by decision time): a budget check reads one
+        -- row instead of summing the month's decisions, which grows with every grant.
+        CREATE TABLE {schema}.budget_spent (
+            source   text NOT NULL,
+            currency text NOT NULL,
+            month    date NOT NULL,
+            spent    numeric(16, 2) NOT NULL,
+            PRIMARY KEY (source, currency, month)
+        );
+        INSERT INTO {schema}.budget_spent (source, currency, month, spent)
+        SELECT source, currency, date_trunc('month', decided_at AT TIME ZONE 'UTC')::date, sum(value)
+        FROM {schema}.decisions WHERE status IN ('granted', 'approved') GROUP BY 1, 2, 3;
+        """,
+    ),
 ]
+
+_SPEND = f"""
+    INSERT INTO {SCHEMA}.budget_spent AS b (source, currency, month, spent)
+    SELECT source, currency, date_trunc('month', decided_at AT TIME ZONE 'UTC')::date, value FROM spending
+    WHERE status IN ('granted', 'approved') AND value > 0
+    ON CONFLICT (source, currency, month) DO UPDATE SET spent = b.spent + EXCLUDED.spent
+"""
 
 
 @dataclass(frozen=True)
@@ -145,11 +169,14 @@ async def case_state(conn: asyncpg.Connection, case_id: str, reopens: int, curre
 
 async def month_spent(conn: asyncpg.Connection, source: str, currency: str, month_start: datetime) -> float:
     spent = await conn.fetchval(
-        f"SELECT coalesce(sum(value), 0) FROM {SCHEMA}.decisions "
-        "WHERE source = $1 AND currency = $2 AND status IN ('granted', 'approved') AND decided_at >= $3",
-        source, currency, month_start,
+        f"SELECT spent FROM {SCHEMA}.budget_spent WHERE source = $1 AND currency = $2 AND month = $3",
+        source, currency, _month(month_start),
     )
-    return float(spent)
+    return float(spent or 0)
+
+
+def _month(month_start: datetime) -> date:
+    return month_start.astimezone(timezone.utc).date().replace(day=1)
 
 
 async def insert_decision(conn: asyncpg.Connection, *, decision_id: str, decision: Decision, case_id: str,
@@ -161,11 +188,14 @@ async def insert_decision(conn: asyncpg.Connection, *, decision_id: str, decisio
         async with conn.transaction():  # a savepoint: the refusal must not abort the caller's transaction
             await conn.execute(
                 f"""
-                INSERT INTO {SCHEMA}.decisions (decision_id, case_id, customer_id, source, causation_id, grant_round,
-                    outcome, status, rule_id, policy_version, offers, value, currency, authority, reason_code,
-                    reason_codes, inputs, explanation, decided_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16, $17::jsonb,
-                        $18::jsonb, $19)
+                WITH spending AS (
+                    INSERT INTO {SCHEMA}.decisions (decision_id, case_id, customer_id, source, causation_id,
+                        grant_round, outcome, status, rule_id, policy_version, offers, value, currency, authority,
+                        reason_code, reason_codes, inputs, explanation, decided_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16, $17::jsonb,
+                            $18::jsonb, $19)
+                    RETURNING source, currency, decided_at, value, status
+                ) {_SPEND}
                 """,
                 decision_id, case_id, customer_id, source, causation_id, grant_round, decision.outcome, status,
                 decision.rule_id, decision.policy_version, json.dumps(decision.offers), Decimal(str(decision.value)),
@@ -204,8 +234,8 @@ async def decision_for_update(conn: asyncpg.Connection, decision_id: str) -> dic
 async def settle(conn: asyncpg.Connection, decision_id: str, approved: bool, approver_role: str, approver_id: str,
                  settled_at: datetime) -> None:
     await conn.execute(
-        f"UPDATE {SCHEMA}.decisions SET status = $2, approver_role = $3, approver_id = $4, settled_at = $5 "
-        "WHERE decision_id = $1",
+        f"WITH spending AS (UPDATE {SCHEMA}.decisions SET status = $2, approver_role = $3, approver_id = $4, "
+        "settled_at = $5 WHERE decision_id = $1 RETURNING source, currency, decided_at, value, status) " + _SPEND,
         decision_id, "approved" if approved else "denied", approver_role, approver_id, settled_at,
     )
 
@@ -234,8 +264,6 @@ async def pending_count(conn: asyncpg.Connection) -> int:
 
 async def spent_by_source(conn: asyncpg.Connection, month_start: datetime) -> dict[tuple[str, str], float]:
     rows = await conn.fetch(
-        f"SELECT source, currency, sum(value) AS spent FROM {SCHEMA}.decisions "
-        "WHERE status IN ('granted', 'approved') AND decided_at >= $1 GROUP BY source, currency",
-        month_start,
+        f"SELECT source, currency, spent FROM {SCHEMA}.budget_spent WHERE month = $1", _month(month_start),
     )
     return {(r["source"], r["currency"]): float(r["spent"]) for r in rows}

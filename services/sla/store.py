@@ -125,7 +125,13 @@ async def load_cases(conn: asyncpg.Connection, case_ids: Sequence[str]) -> dict[
 
 
 async def load_case(conn: asyncpg.Connection, case_id: str) -> CaseSla | None:
-    return (await load_cases(conn, [case_id])).get(case_id)
+    # `= $1`, not load_cases' `= ANY($1)`: a cached generic plan for ANY assumes ten ids and was
+    # seen scanning the whole clocks table for the one id of every inbound event.
+    row = await conn.fetchrow(f"SELECT * FROM {SCHEMA}.cases WHERE case_id = $1", case_id)
+    if row is None:
+        return None
+    clock_rows = await conn.fetch(f"SELECT * FROM {SCHEMA}.clocks WHERE case_id = $1", case_id)
+    return _case(row, [_clock(r) for r in clock_rows])
 
 
 # ---------- writing ----------
