@@ -46,15 +46,18 @@ async def arm(
 
 
 async def arm_many(conn: asyncpg.Connection, schema: str, timers: Iterable[Timer]) -> int:
-    rows = [(t.key, t.kind, t.due_at, json.dumps(t.payload, default=str)) for t in timers]
-    if rows:
-        await conn.executemany(
-            f"INSERT INTO {schema}.timers (key, kind, due_at, payload) VALUES ($1, $2, $3, $4::jsonb) "
+    """Arms (or moves) timers in one statement; a key given twice keeps its last deadline."""
+    last = {t.key: t for t in timers}  # one statement may not upsert the same row twice
+    if last:
+        await conn.execute(
+            f"INSERT INTO {schema}.timers (key, kind, due_at, payload) "
+            "SELECT k, n, d, p::jsonb FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS t(k, n, d, p) "
             "ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, due_at = EXCLUDED.due_at, "
             "payload = EXCLUDED.payload, attempts = 0, armed_at = now()",
-            rows,
+            list(last), [t.kind for t in last.values()], [t.due_at for t in last.values()],
+            [json.dumps(t.payload, default=str) for t in last.values()],
         )
-    return len(rows)
+    return len(last)
 
 
 async def cancel(conn: asyncpg.Connection, schema: str, keys: Iterable[str]) -> int:
