@@ -263,8 +263,18 @@ async def customers_of_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) 
     return [r["customer_id"] for r in rows]
 
 
-async def customers_of(conn: asyncpg.Connection, followup_ids: Iterable[str]) -> list[str]:
+async def try_lock_customers(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> set[str]:
+    """Locks those of these customers nobody else holds right now; never waits (see handlers.fire)."""
     rows = await conn.fetch(
-        f"SELECT DISTINCT customer_id FROM {SCHEMA}.followups WHERE followup_id = ANY($1::text[])", list(followup_ids)
+        "SELECT c FROM unnest($1::text[]) AS c WHERE pg_try_advisory_xact_lock(hashtextextended('followup:customer:' || c, 0))",
+        sorted(set(customer_ids)),
     )
-    return [r["customer_id"] for r in rows]
+    return {r["c"] for r in rows}
+
+
+async def customers_of_followups(conn: asyncpg.Connection, followup_ids: Iterable[str]) -> dict[str, str]:
+    rows = await conn.fetch(
+        f"SELECT followup_id, customer_id FROM {SCHEMA}.followups WHERE followup_id = ANY($1::text[])",
+        list(followup_ids),
+    )
+    return {r["followup_id"]: r["customer_id"] for r in rows}

@@ -27,63 +27,44 @@ With a million timers armed the engine's memory is the same as with ten thousand
 batch, never the table), and the due subset fires with the same lag: the claim walks the `due_at`
 index and never sees the timers that are not due.
 
-**Pipeline: far below the 50% target; the machine's CPU is the limit.** The four services sustain
-about 1% of the raw pass-through's rate. The CPU table says why: per complaint the services, the
-broker and PostgreSQL together spend about two orders of magnitude more CPU than the pass-through,
-and on 2 cores that caps the rate near 100 complaints/s, with 1,000/s out of reach (the latency is
-therefore measured at 70% of what the services sustain). Intake alone does three to four times
-that (see Scaling). The pass-through is not a fair target for services that validate, de-duplicate
-and commit state and events atomically, but part of the gap is per-message overhead.
+**Pipeline: batching raised the rate about 2.4×; the 50% target is still far off, and this
+machine's CPU is why.** The profile of the previous run showed one database transaction and one
+Kafka offset commit per record in every service. Now each consumer handles one Kafka fetch (up to
+`CONSUMER_BATCH_SIZE` = 500 records) as one transaction with one offset commit
+(`shared/inbound.py`, `Inbox.handle_batch`): one multi-row `processed_events` insert per batch, the
+batch's locks taken first in sorted order (sla: the cases' advisory locks; compensation: the case
+rows, then the budgets; followup: the customers), and if that transaction fails, the records again
+one transaction each. A fetch of many records costs one commit, one fsync and one offset commit
+instead of one each per record. PostgreSQL's statement statistics (`pg_stat_statements`) during
+the run then showed three statements costing more than all the rest:
 
-The profile of intake under load (tables above) shows the handler (parse, transaction, the intake
-rules) as the largest area, then the outbox relay, FastStream's dependency injection handing each
-message to a worker thread and back, FastStream's dispatch and acknowledgement, and asyncpg's pool
-resetting each connection on release. Per-message work that could be per batch or not at all (all
-in shared/ or the services' handlers, owned by the lead):
+1. compensation summed the month's granted decisions of the complaint's source for every complaint
+   (0.4 ms, growing with every grant all month). It now reads one row of a `budget_spent` ledger,
+   updated in the statement that records a grant or an approval (migration 2 fills it from the
+   existing decisions).
+2. sla loaded a case's clocks with `case_id = ANY($1)`; the cached generic plan of that statement
+   (planned for ten ids while the table was small) scanned the whole clocks table (0.7 ms). One
+   case is now loaded with `case_id = $1`.
+3. Arming timers (nine per complaint in sla) ran one INSERT per timer; it is one `unnest` statement
+   now, like the outbox insert, which also carries its NOTIFY in the same statement.
 
-1. **A Kafka offset commit per message.** With `AckPolicy.NACK_ON_ERROR` (shared/kafka.py
-   `CONSUMER_OPTIONS`) FastStream's `KafkaAckableMessage.ack()` awaits `consumer.commit()` after
-   every message: a round trip to the group coordinator in the consumer's critical path, in each of
-   the four services, and why the broker spends tens of times the pass-through's CPU per complaint.
-   Committing once per fetched batch (a batch subscriber, `batch=True` with `max_records`, handled
-   record by record through `Inbox`, acknowledged once; or a commit every N records / 100 ms) is
-   as safe, because every handler is idempotent through `processed_events`: a crash re-delivers at
-   most one batch, absorbed as duplicates.
-2. **The outbox relay publishes one row at a time under load.** Every committed handler NOTIFYs,
-   the relay wakes at once and finds one or two rows: acquire, BEGIN, advisory lock, SELECT,
-   produce and wait for the ack, DELETE, COMMIT, per event. Waiting a few milliseconds after a
-   wake-up before reading (about the producer's `linger_ms`) lets one relay transaction carry tens
-   of rows at these rates, for a few ms more latency.
-3. **asyncpg resets every connection on release** (`SELECT pg_advisory_unlock_all(); CLOSE ALL;
-   UNLISTEN *; RESET ALL;`, one more round trip per acquire: one per message in `Inbox`, one per
-   relay transaction). Nothing here needs it: advisory locks are transaction-scoped, there are no
-   session settings or held cursors, and the relay removes its listener before releasing its LISTEN
-   connection. `asyncpg.create_pool(..., reset=no_reset)` in `shared/db.create_pool` with
-   `async def no_reset(conn): pass` keeps asyncpg's own rollback of an open transaction and drops
-   the query (asyncpg ≥ 0.30).
-4. **`Context(...)` parameters cost a thread-pool hop per message.** Every subscriber is declared
-   as `async def on_x(msg: KafkaMessage, svc: Svc = Context("svc"))`; both parameters are
-   FastStream `Context` fields whose `use` is a plain function, so FastDepends runs each through
-   `anyio.to_thread.run_sync` for every message: a worker-thread wake-up, a GIL hand-over and a
-   `call_soon_threadsafe` back, on every record. Without DI it is gone: `KafkaBroker(...,
-   apply_types=False)` in `shared/kafka.make_broker`, the consumer decoder in `CONSUMER_OPTIONS`
-   returning the record itself (`msg.raw_message`, which `Inbox.handle` takes) instead of its
-   bytes, and each handler bound to its service object with `functools.partial` when registered.
-5. **`enqueue_many` takes two round trips for one event**: `executemany` of the INSERT, then
-   `SELECT pg_notify(...)`. One statement does both:
-   `WITH added AS (INSERT INTO {schema}.outbox (topic, key, payload) SELECT * FROM
-   unnest($1::text[], $2::bytea[], $3::bytea[]) RETURNING 1) SELECT pg_notify($4, '') WHERE EXISTS
-   (SELECT 1 FROM added)`.
+The previous run's other per-message costs (asyncpg's reset query on release, FastStream's
+Context thread hop, the relay publishing one row per transaction) are now paid once per batch and
+no longer show in the profile, so they were left alone. The run before batching measured 104
+complaints/s on a PostgreSQL with fsync off; this one runs on a durable PostgreSQL (every commit
+waits for the disk) and still does more than twice that.
 
-An experiment on a scratch copy of the repository (not committed; each fix switched on by an
-environment variable; three runs of 2,000 complaints per setting, in a busy hour of the shared
-machine, so noisy): all five together cut the CPU per complaint of the whole system by a fifth to a
-third and raised the rate from 63–75 to 88–102 complaints/s; the per-message commit (1) alone, here
-approximated by FastStream's auto-commit, did as much (105/s, broker CPU per complaint halved); the
-Context hop (4) alone was within the noise. None of them gets near 50% of the pass-through: that
-needs the handlers to work per fetched batch (one transaction, one multi-row `processed_events`
-insert and one outbox insert per batch of records instead of per record), which is a change to
-`Inbox` and to every service's store functions.
+What is left is the work itself: per complaint the four services together run about 35 SQL
+statements (each service checks, locks, reads and writes its own state and its outbox in its own
+schema), and the CPU table shows PostgreSQL, the sla service and compensation as the largest
+shares. The CPU per complaint of the whole system went down by more than half, but it is still
+tens of times the pass-through's, which moves bytes with no database at all; on 2 cores shared by
+the broker, PostgreSQL, four services and the harness that caps the rate at a few hundred
+complaints/s, and 1,000/s is out of reach (the latency is measured at 70% of what the services
+sustain). The next steps, in order of what they would save: fewer statements per event in sla
+(clock rows upserted with one `unnest` statement, the pending-activity check folded into the case
+load) and compensation (the decision and its outbox row in one statement); then more partitions
+and instances on a machine with cores to spare (see Scaling).
 
 **Scaling: a second intake instance helps, a fourth does not.** One intake's event loop waits on
 PostgreSQL and Kafka about half the time, so a second instance overlaps those waits and adds about
