@@ -75,7 +75,10 @@ async def test_hostile_records_are_all_rejected_and_valid_traffic_is_unaffected(
     activity_hostile = len(sent_hostile) - complaints_hostile
     # intake reports bad complaints; sla and followup each report bad activity.
     expected = complaints_hostile + 2 * activity_hostile
-    rejected = await ns.kafka.wait_for(REJECTED, lambda rs: len(rs) >= expected, timeout=max(300, RECORDS * 0.12))
+    try:
+        rejected = await ns.kafka.wait_for(REJECTED, lambda rs: len(rs) >= expected, timeout=max(300, RECORDS * 0.12))
+    except AssertionError:
+        rejected = await ns.kafka.read_all(REJECTED)  # say which records are missing, below
     classified = await ns.kafka.wait_for(CLASSIFIED, lambda rs: valid_ids <= {r["causation_id"] for r in rs}, timeout=120)
 
     reported: dict[tuple[str, int, int], set[str]] = defaultdict(set)
@@ -84,7 +87,8 @@ async def test_hostile_records_are_all_rejected_and_valid_traffic_is_unaffected(
         reported[(r["topic"], r["partition"], r["offset"])].add(r["rejected_by"])
     missing = {k: how for k, how in sent_hostile.items()
                if not ({"intake"} if k[0] == COMPLAINTS else {"sla", "followup"}) <= reported.get(k, set())}
-    assert not missing, f"hostile records nobody reported: {Counter(missing.values())}"
+    assert not missing, (f"hostile records not reported: {Counter(missing.values())}; "
+                         f"{sorted((k, reported.get(k, set())) for k in missing)[:10]}")
     assert set(reported) == set(sent_hostile), "only hostile records are rejected"
     assert len(rejected) == expected, "each service reports each bad record once"
     assert {r["causation_id"] for r in classified} == valid_ids
