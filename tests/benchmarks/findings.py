@@ -74,7 +74,7 @@ and instances on a machine with cores to spare (see Scaling).
 
 **Scaling: a second intake instance helps, a fourth does not.** One intake's event loop waits on
 PostgreSQL and Kafka about half the time, so a second instance overlaps those waits and adds about
-40%; the broker and PostgreSQL share the same two cores, so four instances do no better than two.
+half again; the broker and PostgreSQL share the same two cores, so four instances do no better than two.
 On a machine with cores to spare the partitions would scale intake further, until PostgreSQL
 becomes the limit; this machine cannot show that.
 """
