@@ -79,21 +79,11 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations: Sequence[tuple[in
     return applied
 
 
-async def first_time(conn: asyncpg.Connection, schema: str, event_id: str) -> bool:
-    """Records an inbound event id; False when it was processed before (a redelivery).
-
-    Call it inside the transaction that makes the state change, so both commit or neither.
-    """
-    row = await conn.fetchval(
-        f"INSERT INTO {schema}.processed_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
-        event_id,
-    )
-    return row is not None
-
-
 async def first_times(conn: asyncpg.Connection, schema: str, event_ids: Sequence[str]) -> set[str]:
-    """`first_time` for a batch in one round trip: the ids not processed before. An id twice in
-    `event_ids` is returned once; the caller treats its second occurrence as a redelivery."""
+    """Records inbound event ids in one round trip; returns those not processed before (the rest are
+    redeliveries). An id twice in `event_ids` is returned once; the caller treats its second
+    occurrence as a redelivery. Call it inside the transaction that makes the state change, so
+    both commit or neither."""
     rows = await conn.fetch(
         f"INSERT INTO {schema}.processed_events (event_id) SELECT unnest($1::text[]) "
         "ON CONFLICT DO NOTHING RETURNING event_id",

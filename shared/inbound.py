@@ -239,7 +239,7 @@ class Inbox:
 
     async def handle(self, record: Any, parse: Callable[[bytes | None], Any], apply: Apply) -> str:
         """One record; the outcome ("processed", "duplicate", "rejected" or what `apply` returned)."""
-        outcomes = await self.handle_batch([record], lambda _record: Route(parse, apply))
+        outcomes = await self.handle_batch([record], every_record(parse, apply))
         return outcomes[0]
 
     async def handle_batch(self, records: Sequence[Any], route: Router, prepare: Prepare | None = None) -> list[str]:

@@ -175,16 +175,14 @@ class Followups:
     # ---------- due ----------
     async def fire(self, conn: asyncpg.Connection, due_timers: Sequence[timers.Timer]) -> None:
         """Sends the follow-ups whose time has come, checking the rules once more with today's facts."""
-        ours = [t for t in due_timers if t.kind == TIMER_KIND]
-        owners = await store.customers_of_followups(conn, [t.payload.get("followup_id", "") for t in ours])
+        by_id = {t.payload.get("followup_id", ""): t for t in due_timers if t.kind == TIMER_KIND}
+        owners = await store.customers_of_followups(conn, by_id)
         locked = await store.try_lock_customers(conn, owners.values())
         # A customer whose events are being handled right now: put those timers back rather than wait
         # for the lock (that batch may be waiting to cancel the very timers claimed here: a deadlock).
         # They fire on the next claim, with that batch's changes in view.
-        await timers.arm_many(conn, store.SCHEMA, [
-            t for t in ours if owners.get(t.payload.get("followup_id", "")) not in locked | {None}
-        ])
-        ids = [fid for fid, customer_id in owners.items() if customer_id in locked]
+        await timers.arm_many(conn, store.SCHEMA, [by_id[fid] for fid, owner in owners.items() if owner not in locked])
+        ids = [fid for fid, owner in owners.items() if owner in locked]
         scheduled = await store.scheduled_by_ids(conn, ids)  # cancelled ones are gone: nothing to send
         profiles = await store.customer_profiles(conn, [p.customer_id for p, _ in scheduled])
         policy, clock = self.policy.current().policy, now()
