@@ -49,6 +49,7 @@ class Followups:
 
     # ---------- inbound ----------
     async def record_classification(self, conn: asyncpg.Connection, event: ComplaintClassified) -> str:
+        await store.lock_cases(conn, [event.case_id])
         before = await store.upsert_case(conn, event)
         received_at = event.received_at or event.occurred_at
         if before is not None and before["status"] == "resolved" and received_at > before["resolved_at"]:
@@ -67,6 +68,7 @@ class Followups:
         if not isinstance(event, (CaseResolved, CaseReopened)):
             return "ignored"  # contacts, promises, pauses: the sla service's business
         improvement = isinstance(event, CaseResolved) and bool(event.improvement and event.improvement.strip())
+        await store.lock_cases(conn, [event.case_id])
         if await store.case_for_update(conn, event.case_id) is None:
             # The classification is still on its way; apply this when it arrives, in order.
             await store.hold_activity(conn, event.event_id, event.case_id, event.type, event.occurred_at, improvement)
@@ -251,8 +253,9 @@ def _cancelled(p: PendingFollowup, causation_id: str, reason: str) -> FollowupCa
     )
 
 
-async def lock_customers(conn: asyncpg.Connection, events: list[Any]) -> None:
-    """Every customer a batch may plan for, locked up front in one order (see store.lock_customers)."""
+async def lock_batch(conn: asyncpg.Connection, events: list[Any]) -> None:
+    """A batch's locks, taken up front in one order: its cases, then every customer it may plan for."""
+    await store.lock_cases(conn, [e.case_id for e in events if isinstance(e, (ComplaintClassified, CaseResolved, CaseReopened))])
     known = {e.customer_id for e in events if isinstance(e, (ComplaintClassified, CustomerReturned))}
     of_cases = [e.case_id for e in events if isinstance(e, (CaseResolved, CaseReopened))]
     await store.lock_customers(conn, known | set(await store.customers_of_cases(conn, of_cases)))
@@ -265,5 +268,5 @@ async def on_inbound(msg: KafkaMessage, followups: Followups = Context("followup
     activity = Route(parse_activity, followups.record_activity)
     classified_topic = followups.runtime.topic(CLASSIFIED)
     await followups.runtime.inbox.handle_batch(
-        msg.raw_message, lambda record: classified if record.topic == classified_topic else activity, lock_customers,
+        msg.raw_message, lambda record: classified if record.topic == classified_topic else activity, lock_batch,
     )

@@ -247,6 +247,17 @@ async def in_retention(conn: asyncpg.Connection, customer_id: str) -> bool:
     ))
 
 
+async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> None:
+    """Serialises a case's classification and its activity, which may arrive through two instances
+    at once: without it a resolution held for a missing case and the case's first classification
+    each commit without seeing the other, and the resolution is never applied. Cases are locked
+    before customers, in sorted order."""
+    await conn.execute(
+        "SELECT count(pg_advisory_xact_lock(hashtextextended('followup:case:' || c, 0))) FROM unnest($1::text[]) AS c",
+        sorted(set(case_ids)),
+    )
+
+
 async def lock_customers(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> None:
     """Serialises planning for one customer across partitions: two cases resolved at once must
     still see each other's survey. Locks are taken in sorted order so two batches never deadlock."""
