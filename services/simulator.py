@@ -71,6 +71,7 @@ class CrmSimulator:
         self.seq = itertools.count()
         self.published: dict[str, int] = {}
         self.complaint_ids: list[str] = []
+        self.resolved_cases: list[str] = []  # the chaos suite checks every one of them was followed up
 
     def _event(self, kind: str, case_id: str, at: float, **fields: Any) -> dict[str, Any]:
         return {"event_id": str(uuid.uuid4()), "type": kind, "occurred_at": _iso(at), "source": self.source,
@@ -110,6 +111,7 @@ class CrmSimulator:
             t = max(t, now + r.uniform(m.max_delay / 3, m.max_delay))
             self._at(t, CASE_ACTIVITY, self._event("case.resolved", case_id, t, resolution="fixed",
                                                    improvement="process changed" if r.random() < 0.2 else None))
+            self.resolved_cases.append(case_id)
             if r.random() < m.returned:
                 t += r.uniform(0.5, 3)
                 self._at(t, CASE_ACTIVITY, self._event("customer.returned", case_id, t, customer_id=customer))

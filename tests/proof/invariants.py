@@ -61,6 +61,41 @@ def check(published_complaints: set[str], topics: dict[str, list[dict[str, Any]]
     return violations
 
 
+async def check_resolutions(database_url: str, resolved_cases: list[str], timeout: float = 60) -> list[str]:
+    """Violations of: every resolution published was applied by followup (the case is resolved there
+    and has its follow-ups planned), and no case activity is still held for a classification. The
+    topic invariants cannot see a resolution that was lost before anything was planned for it.
+    Waits up to `timeout` for the last resolutions still on their way through Kafka."""
+    deadline = time.monotonic() + timeout
+    while (violations := await _unapplied_resolutions(database_url, resolved_cases)) and time.monotonic() < deadline:
+        await asyncio.sleep(2)
+    return violations
+
+
+async def _unapplied_resolutions(database_url: str, resolved_cases: list[str]) -> list[str]:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        not_resolved = await conn.fetchval(
+            "SELECT count(*) FROM unnest($1::text[]) AS r(case_id) LEFT JOIN followup.cases c USING (case_id)"
+            " WHERE c.status IS DISTINCT FROM 'resolved'", resolved_cases)
+        unplanned = await conn.fetchval(
+            "SELECT count(*) FROM unnest($1::text[]) AS r(case_id)"
+            " WHERE NOT EXISTS (SELECT 1 FROM followup.followups f WHERE f.case_id = r.case_id)", resolved_cases)
+        held = await conn.fetchval("SELECT count(*) FROM followup.pending_activity")
+    finally:
+        await conn.close()
+    violations = []
+    if not_resolved:
+        violations.append(f"followup: {not_resolved} resolved case(s) not resolved there")
+    if unplanned:
+        violations.append(f"followup: {unplanned} resolved case(s) with no follow-up planned or skipped")
+    if held:
+        violations.append(f"followup: {held} case activity record(s) still held for a classification")
+    return violations
+
+
 async def drain_and_read(kafka: Any, database_url: str, published: set[str], *, classify_timeout: float = 180,
                          settle_timeout: float = 150) -> dict[str, list[dict[str, Any]]]:
     """Waits until every published complaint is classified, every durable timer of sla and

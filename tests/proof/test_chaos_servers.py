@@ -47,7 +47,7 @@ async def test_broker_killed_and_database_restarted_under_load_loses_and_duplica
         counts = await sim.run(6, 0)
     published = set(sim.complaint_ids)
     topics = await invariants.drain_and_read(ns.kafka, ns.database_url, published, classify_timeout=240)
-    violations = invariants.check(published, topics)
+    violations = invariants.check(published, topics) + await invariants.check_resolutions(ns.database_url, sim.resolved_cases)
     print(f"\nserver chaos: {sum(counts.values())} events published, 2 server faults, {len(violations)} violations")
     assert not violations, violations[:10]
     for service in services:
