@@ -189,7 +189,9 @@ def _case_id_of(raw: bytes | None) -> str | None:
 
 
 Apply = Callable[[asyncpg.Connection, Any], Awaitable[str | None]]
-Prepare = Callable[[asyncpg.Connection, list[Any]], Awaitable[None]]
+Finish = Callable[[], Awaitable[None]]
+# Runs first in a batch's transaction; may return `finish`, run last in it (see Inbox.handle_batch).
+Prepare = Callable[[asyncpg.Connection, list[Any]], Awaitable[Finish | None]]
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,9 @@ class Inbox:
     async def handle_batch(self, records: Sequence[Any], route: Router, prepare: Prepare | None = None) -> list[str]:
         """Records in the order fetched. `prepare(conn, events)` runs first in the batch's
         transaction: the place to take the batch's locks in one fixed order, so two batches
-        touching the same cases never wait on each other in a circle."""
+        touching the same cases never wait on each other in a circle. What it returns, if
+        anything, is awaited after the last record, still in that transaction: the place to write
+        what the handlers gathered for the whole batch."""
         items = [item for item in (self._read(record, route) for record in records) if item is not None]
         if not items:
             return []
@@ -281,8 +285,9 @@ class Inbox:
     async def _apply(self, items: list[_Item], prepare: Prepare | None) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await first_times(conn, self.schema, [item.key for item in items])
+            finish = None
             if prepare is not None:
-                await prepare(conn, [i.event for i in items if i.rejection is None and i.key in fresh])
+                finish = await prepare(conn, [i.event for i in items if i.rejection is None and i.key in fresh])
             outcomes = []
             for item in items:
                 if item.key not in fresh:
@@ -297,6 +302,8 @@ class Inbox:
                 else:
                     assert item.apply is not None
                     outcomes.append(await item.apply(conn, item.event) or "processed")
+            if finish is not None:
+                await finish()
             return outcomes
 
     def _count(self, item: _Item, outcome: str, seconds: float) -> None:

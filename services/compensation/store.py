@@ -111,8 +111,12 @@ class CaseState:
 
 async def lock_case(conn: asyncpg.Connection, case_id: str) -> int:
     """Serialises decisions on one case; returns how often it was reopened."""
-    await conn.execute(f"INSERT INTO {SCHEMA}.cases (case_id) VALUES ($1) ON CONFLICT DO NOTHING", case_id)
-    return await conn.fetchval(f"SELECT reopens FROM {SCHEMA}.cases WHERE case_id = $1 FOR UPDATE", case_id)
+    select = f"SELECT reopens FROM {SCHEMA}.cases WHERE case_id = $1 FOR UPDATE"
+    reopens = await conn.fetchval(select, case_id)  # in a batch, lock_cases has made the row: one statement
+    if reopens is None:
+        await conn.execute(f"INSERT INTO {SCHEMA}.cases (case_id) VALUES ($1) ON CONFLICT DO NOTHING", case_id)
+        reopens = await conn.fetchval(select, case_id)
+    return reopens
 
 
 async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> None:
@@ -153,16 +157,17 @@ async def case_state(conn: asyncpg.Connection, case_id: str, reopens: int, curre
                count(*) FILTER (WHERE grant_round = $2) AS this_round,
                coalesce(sum(value) FILTER (WHERE currency = $3 AND status IN ('granted', 'pending', 'approved')), 0)
                    AS granted_total
+               , (SELECT spent FROM {SCHEMA}.budget_spent WHERE source = $4 AND currency = $3 AND month = $5)
+                   AS month_spent
         FROM {SCHEMA}.decisions WHERE case_id = $1 AND outcome IN ('granted', 'pending_approval')
         """,
-        case_id, grant_round, currency,
+        case_id, grant_round, currency, source, _month(month_start),
     )
-    spent = await month_spent(conn, source, currency, month_start)
     facts = CaseFacts(
         granted_total=float(row["granted_total"]),
         already_compensated=row["compensations"] > 0,
         reopened=reopens > 0 and row["this_round"] == 0,
-        month_spent=spent,
+        month_spent=float(row["month_spent"] or 0),
     )
     return CaseState(grant_round, facts)
 
@@ -184,27 +189,26 @@ async def insert_decision(conn: asyncpg.Connection, *, decision_id: str, decisio
                           inputs: dict[str, Any], decided_at: datetime) -> bool:
     """False when the one-compensation-per-round constraint refused it (another decision won the race)."""
     status = {"granted": "granted", "pending_approval": "pending", "none": "none"}[decision.outcome]
-    try:
-        async with conn.transaction():  # a savepoint: the refusal must not abort the caller's transaction
-            await conn.execute(
-                f"""
-                WITH spending AS (
-                    INSERT INTO {SCHEMA}.decisions (decision_id, case_id, customer_id, source, causation_id,
-                        grant_round, outcome, status, rule_id, policy_version, offers, value, currency, authority,
-                        reason_code, reason_codes, inputs, explanation, decided_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16, $17::jsonb,
-                            $18::jsonb, $19)
-                    RETURNING source, currency, decided_at, value, status
-                ) {_SPEND}
-                """,
-                decision_id, case_id, customer_id, source, causation_id, grant_round, decision.outcome, status,
-                decision.rule_id, decision.policy_version, json.dumps(decision.offers), Decimal(str(decision.value)),
-                decision.currency, decision.authority, decision.reason_code, list(decision.reason_codes),
-                json.dumps(inputs, default=str), json.dumps(list(decision.explanation)), decided_at,
-            )
-    except asyncpg.UniqueViolationError:
-        return False
-    return True
+    # DO NOTHING rather than catching the violation: no savepoint (two round trips) per decision.
+    inserted = await conn.fetchval(
+        f"""
+        WITH spending AS (
+            INSERT INTO {SCHEMA}.decisions (decision_id, case_id, customer_id, source, causation_id,
+                grant_round, outcome, status, rule_id, policy_version, offers, value, currency, authority,
+                reason_code, reason_codes, inputs, explanation, decided_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16, $17::jsonb,
+                    $18::jsonb, $19)
+            ON CONFLICT DO NOTHING
+            RETURNING source, currency, decided_at, value, status
+        ), spend AS ({_SPEND})
+        SELECT count(*) FROM spending
+        """,
+        decision_id, case_id, customer_id, source, causation_id, grant_round, decision.outcome, status,
+        decision.rule_id, decision.policy_version, json.dumps(decision.offers), Decimal(str(decision.value)),
+        decision.currency, decision.authority, decision.reason_code, list(decision.reason_codes),
+        json.dumps(inputs, default=str), json.dumps(list(decision.explanation)), decided_at,
+    )
+    return inserted == 1
 
 
 def facts_as_inputs(facts: CaseFacts) -> dict[str, Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -20,7 +22,7 @@ from services.sla.domain import (
 from services.sla.policy import SlaPolicy
 from shared import timers
 from shared.events import SLA, ComplaintClassified, Inbound, case_activity, now
-from shared.inbound import every_record, parse_activity, parse_classified
+from shared.inbound import Finish, every_record, parse_activity, parse_classified
 from shared.outbox import enqueue_many
 from shared.policy import PolicyHolder
 from shared.service import ServiceRuntime
@@ -44,19 +46,19 @@ class Sla:
 
     # ---------- inbound events (inside the Inbox's transaction) ----------
     async def classified(self, conn: asyncpg.Connection, event: ComplaintClassified) -> str:
-        await store.lock_case(conn, event.case_id)
-        case = await store.load_case(conn, event.case_id)
-        pending = [case_activity.validate_python(doc) for doc in await store.take_pending(conn, event.case_id)]
+        case = await self._lock_and_load(conn, event.case_id)
+        pending = [case_activity.validate_python(doc) for doc in await self._take_pending(conn, event.case_id)]
         outcome = on_classified(case, event, self.current_policy(), now(), pending)
         await self._carry_out(conn, [outcome], save_case=True)
         return "processed"
 
     async def activity(self, conn: asyncpg.Connection, event: Inbound) -> str:
-        await store.lock_case(conn, event.case_id)
-        case = await store.load_case(conn, event.case_id)
+        case = await self._lock_and_load(conn, event.case_id)
         outcome = on_activity(case, event, self.current_policy(), now())
         if any(isinstance(e, KeepForLater) for e in outcome.effects):
             await store.keep_for_later(conn, event)
+            if (batch := _batch_writes.get()) is not None:
+                batch.with_pending.add(event.case_id)
             return "kept_for_later"
         await self._carry_out(conn, [outcome], save_case=True)
         return "processed"
@@ -87,37 +89,44 @@ class Sla:
 
     # ---------- effects ----------
     async def _carry_out(self, conn: asyncpg.Connection, outcomes: list[Outcome], *, save_case: bool) -> None:
-        final: dict[str, CaseSla] = {}
-        changed: dict[tuple[str, str], None] = {}
-        armed: dict[str, ArmTimer] = {}
-        cancelled: set[str] = set()
-        emitted: list[Emit] = []
-        for outcome in outcomes:
-            if outcome.case is None:
-                continue
-            final[outcome.case.case_id] = outcome.case
-            changed.update(((outcome.case.case_id, key), None) for key in outcome.changed_clocks)
-            for effect in outcome.effects:
-                if isinstance(effect, Emit):
-                    emitted.append(effect)
-                elif isinstance(effect, ArmTimer):
-                    armed[effect.key] = effect
-                elif isinstance(effect, CancelTimers):
-                    for key in effect.keys:
-                        # Armed and withdrawn within this one change: it never reaches the table.
-                        if armed.pop(key, None) is None:
-                            cancelled.add(key)
-        if save_case:
-            await store.save_cases(conn, final.values())
-        await store.save_clocks(conn, [final[case_id].clocks[key] for case_id, key in changed])
-        if cancelled:
-            await timers.cancel(conn, store.SCHEMA, sorted(cancelled))
-        await timers.arm_many(conn, store.SCHEMA, [
-            timers.Timer(a.key, a.timer.kind, a.due_at, a.timer.to_data()) for a in armed.values()
-        ])
-        topic = self.runtime.topic(SLA)
-        await enqueue_many(conn, store.SCHEMA, [(topic, e.case_id, sla_event(e)) for e in emitted])
-        metrics.count_emitted(emitted)
+        batch = _batch_writes.get()
+        if batch is not None:
+            batch.add(outcomes)  # written once, when the batch's last event has been applied
+            return
+        writes = Writes(save_cases=save_case)
+        writes.add(outcomes)
+        await writes.write(conn, self.runtime.topic(SLA))
+
+    @staticmethod
+    async def _lock_and_load(conn: asyncpg.Connection, case_id: str) -> CaseSla | None:
+        batch = _batch_writes.get()
+        if batch is None:
+            await store.lock_case(conn, case_id)
+            return await store.load_case(conn, case_id)
+        # lock_batch holds the case's lock and read it; a change earlier in the batch is not written yet
+        return batch.cases[case_id] if case_id in batch.cases else batch.loaded.get(case_id)
+
+    @staticmethod
+    async def _take_pending(conn: asyncpg.Connection, case_id: str) -> list[dict[str, Any]]:
+        batch = _batch_writes.get()
+        if batch is not None and case_id not in batch.with_pending:
+            return []  # the usual case, known without a statement per event
+        return await store.take_pending(conn, case_id)
+
+    async def lock_batch(self, conn: asyncpg.Connection, events: list[Inbound]) -> Finish:
+        """Takes the batch's case locks, reads those cases, and gathers the batch's writes until
+        `finish` (see Writes)."""
+        case_ids = sorted({e.case_id for e in events})
+        await store.lock_cases(conn, case_ids)
+        batch = Writes(save_cases=True, loaded=await store.load_cases(conn, case_ids),
+                       with_pending=await store.cases_with_pending(conn, case_ids))
+        _batch_writes.set(batch)  # replaces whatever a failed batch left behind in this task
+
+        async def finish() -> None:
+            _batch_writes.set(None)
+            await batch.write(conn, self.runtime.topic(SLA))
+
+        return finish
 
     # ---------- gauges ----------
     async def refresh_gauges(self) -> None:
@@ -145,14 +154,59 @@ def _timer_due(timer: timers.Timer) -> TimerDue | None:
         return None
 
 
-async def lock_batch(conn: asyncpg.Connection, events: list[Inbound]) -> None:
-    await store.lock_cases(conn, [e.case_id for e in events])
+@dataclass
+class Writes:
+    """The effects of a batch of outcomes, written with one statement per table. An inbound batch
+    gathers them across all its events (set by Sla.lock_batch, per consumer task); a case changed
+    twice in one batch is saved once, in its final state, and a timer armed and withdrawn within
+    the batch never reaches the table."""
+
+    save_cases: bool
+    loaded: dict[str, CaseSla] = field(default_factory=dict)  # as the batch found them (locked)
+    cases: dict[str, CaseSla] = field(default_factory=dict)  # as changed since
+    with_pending: set[str] = field(default_factory=set)  # cases with activity kept for their classification
+    clocks: dict[tuple[str, str], None] = field(default_factory=dict)  # ordered set of (case_id, key)
+    armed: dict[str, ArmTimer] = field(default_factory=dict)
+    cancelled: set[str] = field(default_factory=set)
+    emitted: list[Emit] = field(default_factory=list)
+
+    def add(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome.case is None:
+                continue
+            self.cases[outcome.case.case_id] = outcome.case
+            self.clocks.update(((outcome.case.case_id, key), None) for key in outcome.changed_clocks)
+            for effect in outcome.effects:
+                if isinstance(effect, Emit):
+                    self.emitted.append(effect)
+                elif isinstance(effect, ArmTimer):
+                    self.armed[effect.key] = effect
+                elif isinstance(effect, CancelTimers):
+                    for key in effect.keys:
+                        if self.armed.pop(key, None) is None:
+                            self.cancelled.add(key)
+
+    async def write(self, conn: asyncpg.Connection, topic: str) -> None:
+        if self.save_cases:
+            await store.save_cases(conn, self.cases.values())
+        await store.save_clocks(conn, [self.cases[case_id].clocks[key] for case_id, key in self.clocks])
+        if self.cancelled:
+            await timers.cancel(conn, store.SCHEMA, sorted(self.cancelled))
+        await timers.arm_many(conn, store.SCHEMA, [
+            timers.Timer(a.key, a.timer.kind, a.due_at, a.timer.to_data()) for a in self.armed.values()
+        ])
+        await enqueue_many(conn, store.SCHEMA, [(topic, e.case_id, sla_event(e)) for e in self.emitted])
+        metrics.count_emitted(self.emitted)
+
+
+# The Writes of the inbound batch this consumer task is applying, if any (timers fire in their own task).
+_batch_writes: ContextVar[Writes | None] = ContextVar("sla_batch_writes", default=None)
 
 
 # ---------- subscribers (msg.raw_message is one fetched batch of records) ----------
 async def on_classified_events(msg: KafkaMessage, sla: Sla = Context("sla")) -> None:
-    await sla.runtime.inbox.handle_batch(msg.raw_message, every_record(parse_classified, sla.classified), lock_batch)
+    await sla.runtime.inbox.handle_batch(msg.raw_message, every_record(parse_classified, sla.classified), sla.lock_batch)
 
 
 async def on_case_activity(msg: KafkaMessage, sla: Sla = Context("sla")) -> None:
-    await sla.runtime.inbox.handle_batch(msg.raw_message, every_record(parse_activity, sla.activity), lock_batch)
+    await sla.runtime.inbox.handle_batch(msg.raw_message, every_record(parse_activity, sla.activity), sla.lock_batch)

@@ -116,8 +116,11 @@ def _case(row: asyncpg.Record, clocks: Iterable[Clock]) -> CaseSla:
 
 
 async def load_cases(conn: asyncpg.Connection, case_ids: Sequence[str]) -> dict[str, CaseSla]:
-    case_rows = await conn.fetch(f"SELECT * FROM {SCHEMA}.cases WHERE case_id = ANY($1::text[])", list(case_ids))
-    clock_rows = await conn.fetch(f"SELECT * FROM {SCHEMA}.clocks WHERE case_id = ANY($1::text[])", list(case_ids))
+    # A join on unnest, not `= ANY($1)`: the cached generic plan of the latter was seen scanning the
+    # whole table; this one walks the primary key once per id whatever the plan.
+    ids = list(case_ids)
+    case_rows = await conn.fetch(f"SELECT c.* FROM unnest($1::text[]) AS i(case_id) JOIN {SCHEMA}.cases c USING (case_id)", ids)
+    clock_rows = await conn.fetch(f"SELECT c.* FROM unnest($1::text[]) AS i(case_id) JOIN {SCHEMA}.clocks c USING (case_id)", ids)
     clocks: dict[str, list[Clock]] = {}
     for row in clock_rows:
         clocks.setdefault(row["case_id"], []).append(_clock(row))
@@ -189,6 +192,14 @@ async def keep_for_later(conn: asyncpg.Connection, event: Any) -> None:
         " ON CONFLICT (event_id) DO NOTHING",
         event.event_id, event.case_id, event.occurred_at, json.dumps(document),
     )
+
+
+async def cases_with_pending(conn: asyncpg.Connection, case_ids: Sequence[str]) -> set[str]:
+    rows = await conn.fetch(
+        f"SELECT DISTINCT p.case_id FROM unnest($1::text[]) AS i(case_id) JOIN {SCHEMA}.pending_activity p USING (case_id)",
+        list(case_ids),
+    )
+    return {r["case_id"] for r in rows}
 
 
 async def take_pending(conn: asyncpg.Connection, case_id: str) -> list[dict[str, Any]]:

@@ -179,9 +179,11 @@ def _pipeline(p: dict[str, Any]) -> list[str]:
     if raw.exists():  # re-rendering: summarize the raw samples with today's grouping
         p = {**p, "profile": profiling.table(profiling.summarize(0, raw))}
     if "profile" in p:
-        out += ["", "### Profile of intake under load", "",
-                "`py-spy record --idle --threads --nonblocking` on the running intake process during the last",
-                "throughput run; shares are of the event loop thread's samples.", "", p["profile"]]
+        service = p.get("profile_service", "intake")
+        out += ["", f"### Profile of {service} under load", "",
+                f"`py-spy record --idle --threads --nonblocking` on the running {service} process (the service that",
+                "had used the most CPU in the earlier repeats) during the last throughput run; shares are of the",
+                "event loop thread's samples.", "", p["profile"]]
     out.append("")
     return out
 

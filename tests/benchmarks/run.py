@@ -81,12 +81,16 @@ async def run_pipeline(servers: Servers, settings: PipelineSettings, logs: Path)
                 profile_task = None
                 if last and settings.profile:
                     expected = settings.complaints / (median([r.rate for r in runs]) if runs else 100.0)
+                    # The service that has used the most CPU so far is the hottest path.
+                    used = meter.used()
+                    hottest = max(pipeline.SERVICES, key=lambda name: used.get(name, 0.0)) if runs else "sla"
+                    raw_path = logs / f"{hottest}.pyspy.raw"
                     profile_task = asyncio.create_task(profiling.record(
-                        phase.fleet.pid("intake"), max(2.0, expected * 0.8), logs / "intake.pyspy.raw"))
+                        phase.fleet.pid(hottest), max(2.0, expected * 0.8), raw_path))
                 runs.append(await phase.throughput(settings.complaints))
                 if profile_task:
                     out["profile"] = profiling.table(await profile_task)
-                    out["profile_raw"] = str(logs / "intake.pyspy.raw")
+                    out["profile_raw"], out["profile_service"] = str(raw_path), hottest
             out["services_cpu"] = _per_complaint(meter.used(), settings.complaints * settings.repeats)
             say(f"  services: {[round(r.rate) for r in runs]} complaints/s")
             rate = pipeline.median_throughput(runs)
