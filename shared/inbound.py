@@ -24,7 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from shared.db import first_times
 from shared.events import ACTIVITY_TYPES, MAX_RECORD_BYTES, ComplaintClassified, ComplaintRejected, case_activity
 from shared.metrics import service_metrics
-from shared.outbox import enqueue
+from shared.outbox import enqueue, gathered
 
 log = logging.getLogger(__name__)
 
@@ -288,23 +288,28 @@ class Inbox:
             finish = None
             if prepare is not None:
                 finish = await prepare(conn, [i.event for i in items if i.rejection is None and i.key in fresh])
-            outcomes = []
-            for item in items:
-                if item.key not in fresh:
-                    outcomes.append("duplicate")
-                    continue
-                fresh.discard(item.key)  # the same event twice in one batch: the second is a redelivery
-                if item.rejection is not None:
-                    event = rejected_event(item.ref, item.rejection.reason, item.rejection.errors, self.service,
-                                           self.topic_prefix)
-                    await enqueue(conn, self.schema, self.rejected_topic, item.ref.key, event)
-                    outcomes.append("rejected")
-                else:
-                    assert item.apply is not None
-                    outcomes.append(await item.apply(conn, item.event) or "processed")
-            if finish is not None:
-                await finish()
-            return outcomes
+            async with gathered(conn, self.schema):
+                return await self._apply_each(conn, items, fresh, finish)
+
+    async def _apply_each(self, conn: asyncpg.Connection, items: list[_Item], fresh: set[str],
+                          finish: Finish | None) -> list[str]:
+        outcomes = []
+        for item in items:
+            if item.key not in fresh:
+                outcomes.append("duplicate")
+                continue
+            fresh.discard(item.key)  # the same event twice in one batch: the second is a redelivery
+            if item.rejection is not None:
+                event = rejected_event(item.ref, item.rejection.reason, item.rejection.errors, self.service,
+                                       self.topic_prefix)
+                await enqueue(conn, self.schema, self.rejected_topic, item.ref.key, event)
+                outcomes.append("rejected")
+            else:
+                assert item.apply is not None
+                outcomes.append(await item.apply(conn, item.event) or "processed")
+        if finish is not None:
+            await finish()
+        return outcomes
 
     def _count(self, item: _Item, outcome: str, seconds: float) -> None:
         if item.rejection is not None and outcome != "duplicate":

@@ -13,7 +13,9 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import asyncpg
@@ -38,6 +40,26 @@ async def enqueue(
     await enqueue_many(conn, schema, [(topic, key, event)])
 
 
+Row = tuple[str, bytes | None, bytes]
+
+# The rows a consumer task's inbound batch has enqueued so far (see `gathered`).
+_gathered: ContextVar[tuple[asyncpg.Connection, str, list[Row]] | None] = ContextVar("outbox_gathered", default=None)
+
+
+@asynccontextmanager
+async def gathered(conn: asyncpg.Connection, schema: str) -> AsyncIterator[None]:
+    """Within it, events enqueued on `conn` are collected and written when it ends (if nothing
+    raised), in one statement: an inbound batch writes its outbox rows once, not once per event.
+    Still inside the caller's transaction, so still written exactly when the state change is."""
+    rows: list[Row] = []
+    token = _gathered.set((conn, schema, rows))
+    try:
+        yield
+    finally:
+        _gathered.reset(token)
+    await _insert(conn, schema, rows)
+
+
 async def enqueue_many(
     conn: asyncpg.Connection,
     schema: str,
@@ -47,8 +69,17 @@ async def enqueue_many(
         (topic, key.encode("utf-8") if isinstance(key, str) else key, encode(event))
         for topic, key, event in events
     ]
+    batch = _gathered.get()
+    if batch is not None and batch[0] is conn and batch[1] == schema:
+        batch[2].extend(rows)
+        return len(rows)
+    await _insert(conn, schema, rows)
+    return len(rows)
+
+
+async def _insert(conn: asyncpg.Connection, schema: str, rows: list[Row]) -> None:
     if not rows:
-        return 0
+        return
     topics, keys, payloads = zip(*rows)
     # One round trip: the rows and the relay's wake-up (delivered at commit, once per transaction).
     await conn.execute(
@@ -56,7 +87,6 @@ async def enqueue_many(
         "SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[])) SELECT pg_notify($4, '')",
         list(topics), list(keys), list(payloads), f"{schema}_outbox",
     )
-    return len(rows)
 
 
 class OutboxRelay:

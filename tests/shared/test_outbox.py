@@ -8,7 +8,7 @@ import pytest
 from shared import db
 from shared.events import Outbound
 from shared.kafka import ensure_topics, make_producer
-from shared.outbox import OutboxRelay, enqueue
+from shared.outbox import OutboxRelay, enqueue, gathered
 
 pytestmark = pytest.mark.integration
 SCHEMA = "outboxtest"
@@ -41,6 +41,27 @@ async def test_an_event_exists_only_if_its_state_change_committed(ns, parts):
     records = await ns.kafka.read_all("events.v1")
     assert [(r["type"], r["_key"]) for r in records] == [("kept", "case-1")]
     assert await relay.backlog() == 0
+
+
+async def test_an_inbound_batch_writes_its_events_once_at_its_end_in_order(parts):
+    pool, _, topic = parts
+    count = f"SELECT count(*) FROM {SCHEMA}.outbox"
+    async with pool.acquire() as conn, conn.transaction():
+        async with gathered(conn, SCHEMA):
+            for n in range(3):
+                await enqueue(conn, SCHEMA, topic, f"case-{n}", Outbound(type=f"e{n}", case_id=f"case-{n}"))
+            assert await conn.fetchval(count) == 0, "gathered, not written yet"
+        assert await conn.fetchval(count) == 3
+        await enqueue(conn, SCHEMA, topic, "case-3", Outbound(type="e3", case_id="case-3"))  # outside: at once
+        assert await conn.fetchval(count) == 4
+    keys = [r["key"] for r in await pool.fetch(f"SELECT key FROM {SCHEMA}.outbox ORDER BY id")]
+    assert keys == [b"case-0", b"case-1", b"case-2", b"case-3"]
+    async with pool.acquire() as conn, conn.transaction():
+        with pytest.raises(RuntimeError):
+            async with gathered(conn, SCHEMA):
+                await enqueue(conn, SCHEMA, topic, "case-9", Outbound(type="lost", case_id="case-9"))
+                raise RuntimeError("the batch failed")
+        assert await conn.fetchval(count) == 4, "a failed batch writes nothing"
 
 
 async def test_a_crash_between_publish_and_delete_republishes_the_same_event_id(ns, parts):
