@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import partial
@@ -21,7 +22,7 @@ from services.compensation.domain import Decision, check_approval, decide, next_
 from services.compensation.policy import CompensationPolicy
 from shared import timers
 from shared.events import COMPENSATION, REJECTED, CaseReopened, ComplaintClassified, dump
-from shared.inbound import RecordRef, RejectedInput, Route, every_record, parse_event, rejected_event
+from shared.inbound import Finish, RecordRef, RejectedInput, Route, every_record, parse_event, rejected_event
 from shared.outbox import enqueue
 from shared.policy import PolicyHolder
 from shared.service import ServiceRuntime
@@ -43,6 +44,16 @@ def escalation_key(decision_id: str) -> str:
     return f"escalate:{decision_id}"
 
 
+@dataclass(frozen=True)
+class BatchLocks:
+    reopens: dict[str, int]  # of each case the batch holds locked
+    budgets: set[tuple[str, str]]  # (source, currency) budgets it holds locked
+
+
+# The locks of the inbound batch this consumer task is deciding, if any (timers run in their own task).
+_batch_locks: ContextVar[BatchLocks | None] = ContextVar("compensation_batch_locks", default=None)
+
+
 @dataclass
 class Compensation:
     runtime: ServiceRuntime
@@ -52,10 +63,15 @@ class Compensation:
     async def decide_complaint(self, conn: asyncpg.Connection, complaint: ComplaintClassified) -> str:
         loaded = self.policy.current()
         policy, now = loaded.policy, utc_now()
-        reopens = await store.lock_case(conn, complaint.case_id)
+        locks = _batch_locks.get()
+        if locks is not None and complaint.case_id in locks.reopens:
+            reopens = locks.reopens[complaint.case_id]  # locked by lock_for_decisions
+        else:
+            reopens = await store.lock_case(conn, complaint.case_id)
         currency = order_terms(complaint, policy).currency
-        if policy.monthly_budget(complaint.source, currency) is not None:
-            await store.lock_budget(conn, complaint.source, currency)
+        budget = (complaint.source, currency)
+        if policy.monthly_budget(*budget) is not None and (locks is None or budget not in locks.budgets):
+            await store.lock_budget(conn, *budget)
         state = await store.case_state(conn, complaint.case_id, reopens, currency, complaint.source, month_start(now))
         decision = decide(complaint, policy, loaded.version, state.facts)
         decision_id = decision_id_for(complaint.event_id)
@@ -124,12 +140,20 @@ class Compensation:
                                   approver_role=answer.approver.role, approver_id=answer.approver.id,
                                   accepted=accepted, reason=reason)
 
-    async def lock_for_decisions(self, conn: asyncpg.Connection, complaints: list[ComplaintClassified]) -> None:
-        """A batch's locks, all taken up front in one order: its cases, then the budgets it spends."""
-        await store.lock_cases(conn, [c.case_id for c in complaints])
+    async def lock_for_decisions(self, conn: asyncpg.Connection, complaints: list[ComplaintClassified]) -> Finish:
+        """A batch's locks, all taken up front in one order: its cases, then the budgets it spends.
+        The batch's decisions then skip taking them one by one (see decide_complaint)."""
+        reopens = await store.lock_cases(conn, [c.case_id for c in complaints])
         policy = self.policy.current().policy
         budgets = {(c.source, order_terms(c, policy).currency) for c in complaints}
-        await store.lock_budgets(conn, [b for b in budgets if policy.monthly_budget(*b) is not None])
+        budgets = {b for b in budgets if policy.monthly_budget(*b) is not None}
+        await store.lock_budgets(conn, budgets)
+        _batch_locks.set(BatchLocks(reopens, budgets))  # replaces whatever a failed batch left behind
+
+        async def finish() -> None:
+            _batch_locks.set(None)
+
+        return finish
 
     # ---------- case.reopened ----------
     @staticmethod

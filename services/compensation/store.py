@@ -119,14 +119,16 @@ async def lock_case(conn: asyncpg.Connection, case_id: str) -> int:
     return reopens
 
 
-async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> None:
+async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> dict[str, int]:
     """`lock_case` for a batch of events, in one order (byte order, the same in Python and in
-    COLLATE "C"): two batches never wait on each other in a circle."""
+    COLLATE "C"): two batches never wait on each other in a circle. Returns each case's reopens."""
     ordered = sorted(set(case_ids))
     await conn.execute(f"INSERT INTO {SCHEMA}.cases (case_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", ordered)
-    await conn.execute(
-        f'SELECT 1 FROM {SCHEMA}.cases WHERE case_id = ANY($1::text[]) ORDER BY case_id COLLATE "C" FOR UPDATE', ordered,
+    rows = await conn.fetch(
+        f'SELECT case_id, reopens FROM {SCHEMA}.cases WHERE case_id = ANY($1::text[]) ORDER BY case_id COLLATE "C" FOR UPDATE',
+        ordered,
     )
+    return {r["case_id"]: r["reopens"] for r in rows}
 
 
 async def record_reopen(conn: asyncpg.Connection, case_id: str) -> None:
