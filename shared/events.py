@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 # Topics (fixed by the contract).
 COMPLAINTS = "helpdesk.complaints.v1"
@@ -32,7 +32,15 @@ def _sane_instant(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-Timestamp = Annotated[AwareDatetime, AfterValidator(_sane_instant)]
+def _rfc3339_text(value: Any) -> Any:
+    # The contract's timestamps are RFC 3339 text; pydantic would read a bare number as Unix time
+    # (the fuzzing suite found one accepted that way).
+    if not isinstance(value, (str, datetime)):
+        raise ValueError("timestamp must be RFC 3339 text with an offset")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_sane_instant)]
 Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 ShortText = Annotated[str, Field(max_length=2_000)]
 

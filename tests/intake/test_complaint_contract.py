@@ -78,6 +78,8 @@ def test_json_that_is_not_an_object_is_rejected(record):
     ({"customer": {"tier": "gold"}}, "customer.tier"),
     ({"customer": {"timezone": "Mars/Olympus_Mons"}}, "customer.timezone"),
     ({"occurred_at": "2026-11-23T10:00:00"}, "occurred_at"),
+    ({"occurred_at": 1763892000}, "occurred_at"),  # Unix time: not RFC 3339 (found by the fuzzing suite)
+    ({"occurred_at": 1763892000000.0}, "occurred_at"),
     ({"subject": "s" * 501}, "subject"),
     ({"description": "d" * 20_001}, "description"),
 ])
