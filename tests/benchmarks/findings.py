@@ -60,17 +60,30 @@ the compensation decision and `sla.started` come after two services and two outb
 their p50 is now hundreds of milliseconds. An operator who values latency over throughput lowers
 `CONSUMER_BATCH_SIZE`; at rates well below capacity fetches are small and batches cost nothing.
 
-What is left is the work itself: per complaint the four services together run dozens of SQL
-statements (each service checks, locks, reads and writes its own state and its outbox in its own
-schema), and the CPU table shows PostgreSQL, the sla service and compensation as the largest
-shares. The CPU per complaint of the whole system went down from 17.9 ms to about 7 ms, but it is still
-tens of times the pass-through's, which moves bytes with no database at all; on 2 cores shared by
-the broker, PostgreSQL, four services and the harness that caps the rate at a few hundred
-complaints/s, and 1,000/s is out of reach (the latency is measured at 70% of what the services
-sustain). The next steps, in order of what they would save: fewer statements per event in sla
-(clock rows upserted with one `unnest` statement, the pending-activity check folded into the case
-load) and compensation (the decision and its outbox row in one statement); then more partitions
-and instances on a machine with cores to spare (see Scaling).
+The profile of the service that used the most CPU (sla, then compensation once sla was fixed)
+showed most of its time in asyncpg's per-statement work, one statement after another for each
+event. So, in this run:
+
+1. sla reads the batch's cases (and which of them have activity waiting for their classification)
+   with two statements per batch, applies the events in memory, and writes the cases, clock rows,
+   timers and events once at the batch's end (`handlers.Writes`, through the `finish` step
+   `Inbox.handle_batch` now offers); a later event of the same case in the batch sees the earlier
+   one's changes. A test checks a batch ends exactly as the same events handled one by one.
+2. Every service's outbox rows of a batch are written in one statement at its end
+   (`shared/outbox.gathered`).
+3. compensation records a decision with `ON CONFLICT DO NOTHING` instead of a savepoint (two
+   round trips fewer), reads the case's facts and the month's spending in one query, and uses the
+   case and budget locks the batch already holds.
+
+That took the CPU per complaint of the whole system from about 7.2 ms to about {cpu} ms, and the
+rate to {rate}/s. What is left rules the target out on this machine, whatever the services do:
+PostgreSQL alone uses about {pg} ms of CPU per complaint and the broker about {kafka} ms; two cores
+give 2,000 ms of CPU a second, so with Python costing nothing the ceiling would be near
+{ceiling:,}/s, while 50% of the pass-through is {half:,}/s. Each service checks, locks, reads and
+writes its own state and outbox in its own schema, durably; the pass-through moves bytes with no
+database at all. 1,000/s latency is out of reach for the same reason (it is measured at 70% of what
+the services sustain). Left for a machine with cores to spare: more partitions and instances (see
+Scaling), then PostgreSQL's own share.
 
 **Scaling: a second intake instance helps, a fourth does not.** One intake's event loop waits on
 PostgreSQL and Kafka about half the time, so a second instance overlaps those waits and adds about
