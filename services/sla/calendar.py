@@ -37,9 +37,13 @@ def _local_instant(day: date, minutes: int, calendar: BusinessHours) -> datetime
     return tz.resolve_imaginary(local).astimezone(timezone.utc)
 
 
-def _day_intervals(day: date, calendar: BusinessHours) -> list[tuple[datetime, datetime]]:
-    ranges: list[HoursRange] = calendar.ranges_on(day)
-    return [(_local_instant(day, r.start, calendar), _local_instant(day, r.end, calendar)) for r in ranges]
+def _day_intervals(day: date, calendar: BusinessHours) -> tuple[tuple[datetime, datetime], ...]:
+    known = calendar.intervals_by_day.get(day)
+    if known is None:
+        ranges: list[HoursRange] = calendar.ranges_on(day)
+        known = tuple((_local_instant(day, r.start, calendar), _local_instant(day, r.end, calendar)) for r in ranges)
+        calendar.intervals_by_day[day] = known
+    return known
 
 
 def working_intervals(start: datetime, calendar: BusinessHours) -> Iterator[tuple[datetime, datetime]]:

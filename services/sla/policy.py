@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, PrivateAttr, ValidationInfo,
+    field_validator,
+)
 
 from shared.durations import Duration, format_duration, parse_duration
 from shared.events import Priority
@@ -153,6 +156,15 @@ class BusinessHours(BaseModel):
         if not any(value.values()):
             raise ValueError("a business-hours calendar needs working hours on at least one weekday")
         return value
+
+    # The UTC working intervals of each local day, once computed (services/sla/calendar.py): the
+    # zone arithmetic was the sla service's hottest path. Per calendar object, so a policy reload
+    # starts afresh.
+    _intervals_by_day: dict[date, tuple[tuple[datetime, datetime], ...]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def intervals_by_day(self) -> dict[date, tuple[tuple[datetime, datetime], ...]]:
+        return self._intervals_by_day
 
     @property
     def zone(self) -> ZoneInfo:

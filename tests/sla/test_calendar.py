@@ -146,3 +146,17 @@ def test_the_deadline_is_exactly_the_target_in_working_time_after_the_start(star
 def test_deadlines_are_returned_as_utc_instants_comparable_with_event_times(calendar):
     due = add_business_time(ny(2026, 11, 23, 10), H(1), calendar)
     assert due.utcoffset() == timedelta(0)
+
+
+def test_each_calendar_remembers_its_own_days():
+    # Working intervals are remembered per calendar object: the same day in two zones must differ,
+    # and asking again gives the same answer as the first time.
+    tokyo = office(["09:00-17:00"], zone="Asia/Tokyo")
+    start = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+    first = (add_business_time(start, H(2), NINE_TO_FIVE), add_business_time(start, H(2), tokyo))
+    again = (add_business_time(start, H(2), NINE_TO_FIVE), add_business_time(start, H(2), tokyo))
+    assert first == again
+    assert first[0] == ny(2026, 11, 23, 9) + H(2)  # 07:00 in New York: counts from 09:00
+    assert first[1] == datetime(2026, 11, 24, 2, tzinfo=timezone.utc)  # 21:00 in Tokyo: next day 09:00 + 2h
+    assert NINE_TO_FIVE.intervals_by_day and tokyo.intervals_by_day
+    assert NINE_TO_FIVE.intervals_by_day is not tokyo.intervals_by_day
