@@ -27,8 +27,9 @@ With a million timers armed the engine's memory is the same as with ten thousand
 batch, never the table), and the due subset fires with the same lag: the claim walks the `due_at`
 index and never sees the timers that are not due.
 
-**Pipeline: 574 complaints/s, where the per-record version did 104 and the first batched one 252;
-the 50% target is out of reach on this machine's CPU.** The profile of the per-record version showed one database transaction and one
+**Pipeline: about 500 complaints/s (501 in this run, 574 in one half an hour before it: runs vary
+by some 15% here), where the per-record version did 104 and the first batched one 252; the 50%
+target is out of reach on this machine's CPU.** The profile of the per-record version showed one database transaction and one
 Kafka offset commit per record in every service. Now each consumer handles one Kafka fetch (up to
 `CONSUMER_BATCH_SIZE` = 500 records) as one transaction with one offset commit
 (`shared/inbound.py`, `Inbox.handle_batch`): one multi-row `processed_events` insert per batch, the
@@ -55,9 +56,9 @@ no longer show in the profile, so they were left alone. The run before batching 
 complaints/s on a PostgreSQL with fsync off; this one runs on a durable PostgreSQL (every commit
 waits for the disk) and still does more than twice that.
 
-Latency is measured at 70% of the sustained rate, 402/s in this run (73/s before batching): near
+Latency is measured at 70% of the sustained rate, 351/s in this run (73/s before batching): near
 capacity a record waits for the batch ahead of it, and the compensation decision and `sla.started`
-come after two services and two outbox relays, so their p50 is about 300 ms. An operator who values latency over throughput lowers
+come after two services and two outbox relays, so their p50 is a few hundred milliseconds. An operator who values latency over throughput lowers
 `CONSUMER_BATCH_SIZE`; at rates well below capacity fetches are small and batches cost nothing.
 
 The profile of the service that used the most CPU (sla, then compensation once sla was fixed)
@@ -78,22 +79,31 @@ event. So, since the first batched run:
    deadline converted every working day's opening and closing from local time to UTC again,
    checking for DST gaps each time. Each calendar now remembers a day's intervals once computed.
 
-CPU per complaint of the whole system went from 7.2 ms in the first batched run to 3.1 ms in this
-one, and the rate from 252/s to 574/s. Not all of that is the code: on the long-lived development
-stack the same benchmark measured about 7.3 ms before these changes and 6.2 ms after them; this run
-is a fresh clone's new broker and database, where the long-lived ones hold thousands of topics and
-databases left by test runs. What is left rules the target out on this machine, whatever the
-services do: PostgreSQL alone uses about 0.8 ms of CPU per complaint and the broker about 0.16 ms;
-two cores give 2,000 ms of CPU a second, so with Python costing nothing the ceiling would be near
-2,100/s, while 50% of the pass-through is 4,120/s. Each service checks, locks, reads and
+In this run the hottest service is intake, by a hair (the three largest services each use about
+0.6 ms per complaint): its profile above shows asyncpg's statements first and then the keyword
+matching, one regular-expression search per policy keyword (9%). A single alternation per
+category would save most of that, but it must still count overlapping keywords ("late" and "late
+delivery") as the rules do now, so it was left for later rather than rushed.
+
+CPU per complaint of the whole system went from 7.2 ms in the first batched run to 3.1 to 3.9 ms
+(the broker's share alone varied from 0.16 to 0.74 ms between two runs), and the rate from 252/s
+to about 500/s. Not all of that is the code: on the long-lived development stack the same
+benchmark measured about 7.3 ms before these changes and 6.2 ms after them (before the calendar
+fix); these runs are on a fresh clone's new broker and database, where the long-lived ones hold
+thousands of topics and databases left by test runs. What is left rules the target out on this
+machine, whatever the services do: PostgreSQL alone uses 0.8 to 0.9 ms of CPU per complaint; two
+cores give 2,000 ms of CPU a second, so with the services, the broker and the harness costing
+nothing the ceiling would be near 2,300/s, while 50% of the pass-through is 3,000/s in this run
+(4,100/s in the one before). Each service checks, locks, reads and
 writes its own state and outbox in its own schema, durably; the pass-through moves bytes with no
 database at all. Measuring latency at 1,000/s would need at most 2 ms of CPU per complaint in all;
-at 3.1 ms the services top out near 600/s, so it is measured at 70% of what they sustain. Left for a machine with cores to spare: more partitions and instances (see
+at 3 to 4 ms the services top out near 500 to 600/s, so it is measured at 70% of what they sustain. Left for a machine with cores to spare: more partitions and instances (see
 Scaling), then PostgreSQL's own share.
 
 **Scaling: a second intake instance helps, a fourth does not.** One intake's event loop waits on
-PostgreSQL and Kafka about half the time, so a second instance overlaps those waits and adds about
-a third (between a third and a half across runs); the broker and PostgreSQL share the same two cores, so four instances do no better than two.
+PostgreSQL and Kafka much of the time, so a second instance overlaps those waits; how much that
+adds is noisy here (from 1.4× to 2.4× across runs: this run's two one-instance runs were 692 and
+1,256/s); the broker and PostgreSQL share the same two cores, so four instances do no better than two.
 On a machine with cores to spare the partitions would scale intake further, until PostgreSQL
 becomes the limit; this machine cannot show that.
 """
