@@ -252,18 +252,19 @@ async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> None:
     at once: without it a resolution held for a missing case and the case's first classification
     each commit without seeing the other, and the resolution is never applied. Cases are locked
     before customers, in sorted order."""
-    await conn.execute(
-        "SELECT count(pg_advisory_xact_lock(hashtextextended('followup:case:' || c, 0))) FROM unnest($1::text[]) AS c",
-        sorted(set(case_ids)),
-    )
+    await _lock_all(conn, "case", case_ids)
 
 
 async def lock_customers(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> None:
     """Serialises planning for one customer across partitions: two cases resolved at once must
     still see each other's survey. Locks are taken in sorted order so two batches never deadlock."""
+    await _lock_all(conn, "customer", customer_ids)
+
+
+async def _lock_all(conn: asyncpg.Connection, kind: str, ids: Iterable[str]) -> None:
     await conn.execute(
-        "SELECT count(pg_advisory_xact_lock(hashtextextended('followup:customer:' || c, 0))) FROM unnest($1::text[]) AS c",
-        sorted(set(customer_ids)),
+        "SELECT count(pg_advisory_xact_lock(hashtextextended('followup:' || $1 || ':' || c, 0))) FROM unnest($2::text[]) AS c",
+        kind, sorted(set(ids)),
     )
 
 

@@ -18,21 +18,16 @@ from shared import db
 from shared.inbound import parse_activity, parse_classified
 from shared.policy import PolicyHolder
 from tests.followup.test_followup_service import FAST_POLICY, activity, classified, new_id
+from tests.support.stubs import PlainTopics
 
 pytestmark = pytest.mark.integration
-
-
-class Runtime:
-    @staticmethod
-    def topic(name: str) -> str:
-        return name
 
 
 @pytest.fixture
 async def followups(ns):
     pool = await db.create_pool(ns.database_url, min_size=2, max_size=4)
     await db.migrate(pool, store.SCHEMA, store.MIGRATIONS)
-    yield pool, Followups(Runtime(), PolicyHolder(FAST_POLICY, FollowupPolicy))  # type: ignore[arg-type]
+    yield pool, Followups(PlainTopics(), PolicyHolder(FAST_POLICY, FollowupPolicy))  # type: ignore[arg-type]
     await pool.close()
 
 

@@ -18,22 +18,17 @@ from shared import db
 from shared.inbound import Inbox, Route, parse_activity, parse_classified
 from shared.policy import PolicyHolder
 from tests.sla.test_sla_service import activity, classified, utcnow
+from tests.support.stubs import PlainTopics
 
 pytestmark = pytest.mark.integration
 FAST_POLICY = Path(__file__).with_name("sla_fast.yaml")
-
-
-class Runtime:
-    @staticmethod
-    def topic(name: str) -> str:
-        return name
 
 
 @pytest.fixture
 async def sla(ns):
     pool = await db.create_pool(ns.database_url, min_size=1, max_size=4)
     await db.migrate(pool, store.SCHEMA, store.MIGRATIONS)
-    service = Sla(Runtime(), PolicyHolder(FAST_POLICY, SlaPolicy))  # type: ignore[arg-type]
+    service = Sla(PlainTopics(), PolicyHolder(FAST_POLICY, SlaPolicy))  # type: ignore[arg-type]
     yield pool, service, Inbox(pool, store.SCHEMA, "sla", "rejected.v1")
     await pool.close()
 
