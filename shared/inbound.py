@@ -283,6 +283,11 @@ class Inbox:
             return _Item(ref, topic, rejection=exc)
 
     async def _apply(self, items: list[_Item], prepare: Prepare | None) -> list[str]:
+        # A task of its own runs in a copy of this task's context, so whatever context variables the
+        # batch sets (its gathered outbox rows, a service's batch state) end with it, committed or not.
+        return await asyncio.create_task(self._apply_in_transaction(items, prepare))
+
+    async def _apply_in_transaction(self, items: list[_Item], prepare: Prepare | None) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await first_times(conn, self.schema, [item.key for item in items])
             finish = None

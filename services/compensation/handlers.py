@@ -22,7 +22,7 @@ from services.compensation.domain import Decision, check_approval, decide, next_
 from services.compensation.policy import CompensationPolicy
 from shared import timers
 from shared.events import COMPENSATION, REJECTED, CaseReopened, ComplaintClassified, dump
-from shared.inbound import Finish, RecordRef, RejectedInput, Route, every_record, parse_event, rejected_event
+from shared.inbound import RecordRef, RejectedInput, Route, every_record, parse_event, rejected_event
 from shared.outbox import enqueue
 from shared.policy import PolicyHolder
 from shared.service import ServiceRuntime
@@ -50,7 +50,7 @@ class BatchLocks:
     budgets: set[tuple[str, str]]  # (source, currency) budgets it holds locked
 
 
-# The locks of the inbound batch this consumer task is deciding, if any (timers run in their own task).
+# The locks of the inbound batch being decided, if any (set per batch by lock_for_decisions).
 _batch_locks: ContextVar[BatchLocks | None] = ContextVar("compensation_batch_locks", default=None)
 
 
@@ -140,7 +140,7 @@ class Compensation:
                                   approver_role=answer.approver.role, approver_id=answer.approver.id,
                                   accepted=accepted, reason=reason)
 
-    async def lock_for_decisions(self, conn: asyncpg.Connection, complaints: list[ComplaintClassified]) -> Finish:
+    async def lock_for_decisions(self, conn: asyncpg.Connection, complaints: list[ComplaintClassified]) -> None:
         """A batch's locks, all taken up front in one order: its cases, then the budgets it spends.
         The batch's decisions then skip taking them one by one (see decide_complaint)."""
         reopens = await store.lock_cases(conn, [c.case_id for c in complaints])
@@ -148,12 +148,7 @@ class Compensation:
         budgets = {(c.source, order_terms(c, policy).currency) for c in complaints}
         budgets = {b for b in budgets if policy.monthly_budget(*b) is not None}
         await store.lock_budgets(conn, budgets)
-        _batch_locks.set(BatchLocks(reopens, budgets))  # replaces whatever a failed batch left behind
-
-        async def finish() -> None:
-            _batch_locks.set(None)
-
-        return finish
+        _batch_locks.set(BatchLocks(reopens, budgets))  # this batch only: each runs in a context of its own
 
     # ---------- case.reopened ----------
     @staticmethod

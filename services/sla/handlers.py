@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextvars import ContextVar
 from collections.abc import Sequence
-from typing import Any
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from faststream import Context
@@ -120,10 +120,9 @@ class Sla:
         await store.lock_cases(conn, case_ids)
         batch = Writes(save_cases=True, loaded=await store.load_cases(conn, case_ids),
                        with_pending=await store.cases_with_pending(conn, case_ids))
-        _batch_writes.set(batch)  # replaces whatever a failed batch left behind in this task
+        _batch_writes.set(batch)  # for this batch only: the Inbox runs each batch in a context of its own
 
         async def finish() -> None:
-            _batch_writes.set(None)
             await batch.write(conn, self.runtime.topic(SLA))
 
         return finish
@@ -199,7 +198,7 @@ class Writes:
         metrics.count_emitted(self.emitted)
 
 
-# The Writes of the inbound batch this consumer task is applying, if any (timers fire in their own task).
+# The Writes of the inbound batch being applied, if any (set per batch by Sla.lock_batch; timers never see it).
 _batch_writes: ContextVar[Writes | None] = ContextVar("sla_batch_writes", default=None)
 
 

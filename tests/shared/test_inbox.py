@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from contextvars import ContextVar
 from types import SimpleNamespace
 
 import asyncpg
@@ -11,10 +12,11 @@ import pytest
 
 from shared import db
 from shared.events import Inbound
-from shared.inbound import Inbox, every_record, parse_event
+from shared.inbound import Finish, Inbox, every_record, parse_event
 
 pytestmark = pytest.mark.integration
 SCHEMA = "inboxtest"
+BATCH_STATE: ContextVar[str | None] = ContextVar("batch_state", default=None)
 
 
 class Note(Inbound):
@@ -96,3 +98,22 @@ async def test_records_a_router_declines_are_not_recorded_at_all(inbox):
     outcomes = await inbox.handle_batch(batch, lambda r: None if r.topic == "other.v1" else every_record(parse, apply)(r))
     assert outcomes == ["noted"]
     assert await notes(inbox) == ["e2"]
+
+
+async def test_what_a_batch_puts_in_its_context_ends_with_it_committed_or_failed(inbox):
+    # sla and compensation keep batch state in context variables set by their prepare step.
+    seen: list[str | None] = []
+
+    async def prepare(conn: asyncpg.Connection, events: list[Inbound]) -> Finish:
+        BATCH_STATE.set("this batch")
+
+        async def finish() -> None:
+            seen.append(BATCH_STATE.get())
+
+        return finish
+
+    await inbox.handle_batch([record(0, event("ok"))], every_record(parse, apply), prepare)
+    assert seen == ["this batch"] and BATCH_STATE.get() is None
+    with pytest.raises(ValueError):
+        await inbox.handle_batch([record(1, event("bad", "boom"))], every_record(parse, apply), prepare)
+    assert BATCH_STATE.get() is None, "a failed batch leaves nothing behind for the next one"
