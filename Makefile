@@ -5,7 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: venv stack-up stack-down stack-status tools test test-unit demo chaos bench clean
+MODELS := .models
+TABLE := $(MODELS)/static-e5/manifest.json
+CLASSIFIER := $(MODELS)/classifier.joblib
+
+.PHONY: venv model stack-up stack-down stack-status tools test test-unit demo chaos bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +18,16 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 venv: $(STAMP)
+
+## The learned classifier: the embedding table distilled once from the packaged e5 model (some
+## minutes), then the classifier trained on config/ (seconds) whenever its inputs change.
+$(TABLE): | $(STAMP)
+	@$(VENV)/bin/helpdesk classifier distill
+
+$(CLASSIFIER): $(TABLE) config/classification.yaml config/classification_examples.yaml
+	@$(VENV)/bin/helpdesk classifier train
+
+model: venv $(CLASSIFIER)
 
 ## Real Kafka (KRaft) on 127.0.0.1:9092 and PostgreSQL on 127.0.0.1:55432 (unless DATABASE_URL is set).
 stack-up: venv
@@ -30,25 +44,25 @@ tools:
 	@bash deploy/local/tools.sh
 
 ## The whole suite: unit tests, then integration tests on the real servers.
-test: venv tools stack-up
+test: venv model tools stack-up
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-unit: venv
+test-unit: venv model
 	@$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
 
 ## All services, sample complaints, and what happened to each case.
-demo: venv tools stack-up
+demo: venv model tools stack-up
 	@$(PY) deploy/demo/demo.py
 
 ## The proof suite at full size: longer chaos under higher load, 10,000 hostile records.
-chaos: venv tools stack-up
+chaos: venv model tools stack-up
 	@CHAOS_SECONDS=$${CHAOS_SECONDS:-120} CHAOS_RATE=$${CHAOS_RATE:-12} FUZZ_RECORDS=$${FUZZ_RECORDS:-10000} \
 	  $(VENV)/bin/pytest tests/proof -s $(PYTEST_ARGS)
 
 ## Benchmarks, each figure a ratio against a baseline measured in the same run (docs/benchmarks.md).
-bench: venv stack-up
+bench: venv model stack-up
 	@$(PY) -m pip install -q -e ".[test,bench]"
 	@$(PY) -m tests.benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(MODELS)

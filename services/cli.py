@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from services.intake.classifier import cli as classifier_cli
 from shared.policy import PolicyError, content_version, load_policy
 from shared.settings import REPO_ROOT
 
@@ -20,6 +21,7 @@ rejected_app = typer.Typer(help="Records the services refused, and re-publishing
 case_app = typer.Typer(help="Everything the services know about one case.", no_args_is_help=True)
 app.add_typer(rejected_app, name="rejected")
 app.add_typer(case_app, name="case")
+app.add_typer(classifier_cli.app, name="classifier")
 
 POLICY_MODELS = {
     "classification": ("services.intake.policy", "ClassificationPolicy"),

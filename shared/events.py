@@ -170,6 +170,12 @@ class ComplaintClassified(Outbound):
     customer_timezone: str = "UTC"
     repeat_contacts: int = 0
     received_at: datetime | None = None  # when the complaint occurred at the CRM
+    # Contract additions: who decided the category (crm | keywords | model | fallback), the learned
+    # model's probability of its own top category (None when it did not run), and whether a person
+    # should check the category (the model was unsure and no strong keyword decided).
+    needs_review: bool = False
+    category_decided_by: str = "keywords"
+    category_confidence: float | None = None
 
 
 class ComplaintRejected(Outbound):

@@ -130,13 +130,18 @@ class PolicyHolder(Generic[P]):
 
     def _load(self) -> LoadedPolicy[P]:
         stamp = self._file_stamp()
+        policy, version = self._read()
+        self._stamp = stamp
+        return LoadedPolicy(policy, version, time.time())
+
+    def _read(self) -> tuple[P, str]:
+        """The file's content as the model and its version; PolicyError when it cannot be used.
+        A holder of another kind of file (a model artifact) overrides this."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except OSError as exc:
             raise PolicyError(f"{self.path}: cannot be read: {exc.strerror}") from None
-        policy = parse_policy(text, self.model, str(self.path))
-        self._stamp = stamp
-        return LoadedPolicy(policy, content_version(text), time.time())
+        return parse_policy(text, self.model, str(self.path)), content_version(text)
 
     def current(self) -> LoadedPolicy[P]:
         now = time.monotonic()
@@ -159,7 +164,7 @@ class PolicyHolder(Generic[P]):
             self._stamp = stamp  # refuse this edit once, not on every check
             message = str(exc)
             if message != self.last_error:
-                log.error("policy refused, keeping version %s in force:\n%s", self._loaded.version, message)
+                log.error("%s refused, keeping version %s in force:\n%s", self.path.name, self._loaded.version, message)
             self.last_error = message
             if self.on_refused:
                 self.on_refused(message)
@@ -168,7 +173,7 @@ class PolicyHolder(Generic[P]):
         self._loaded = loaded
         self.last_error = None
         if changed:
-            log.info("policy %s reloaded: version %s", self.path.name, loaded.version)
+            log.info("%s reloaded: version %s", self.path.name, loaded.version)
             if self.on_reload:
                 self.on_reload(loaded)
         return changed

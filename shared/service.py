@@ -129,6 +129,11 @@ class ServiceRuntime:
         self._policies.append(holder)
         return holder
 
+    def watch(self, holder: PolicyHolder[Any]) -> None:
+        """Checks another hot-reloaded file (a model artifact) with the policies: same interval,
+        and `/healthz` lists it under `policy_errors` while its last edit is refused."""
+        self._policies.append(holder)
+
     def timers(self, *, fire_one: FireOne, fire_batch: FireBatch | None = None) -> None:
         self._timer_specs.append({"fire_one": fire_one, "fire_batch": fire_batch})
 

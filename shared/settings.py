@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "localhost:9092"
     database_url: str = LOCAL_DATABASE_URL
     helpdesk_config_dir: Path = REPO_ROOT / "config"
+    # The learned classifier's files: `classifier.joblib` (helpdesk classifier train) and the
+    # embedding table `static-e5/` (helpdesk classifier distill). Built by `make model`.
+    helpdesk_model_dir: Path = REPO_ROOT / ".models"
     metrics_port: int | None = None  # each service has its own default
     kafka_partitions: int = Field(default=6, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
@@ -51,6 +54,14 @@ class Settings(BaseSettings):
 
     def policy_path(self, filename: str) -> Path:
         return Path(self.helpdesk_config_dir) / filename
+
+    @property
+    def classifier_artifact(self) -> Path:
+        return Path(self.helpdesk_model_dir) / "classifier.joblib"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return Path(self.helpdesk_model_dir) / "static-e5"
 
 
 @lru_cache

@@ -62,6 +62,8 @@ class Complaint(Inbound):
     order: ReceivedOrder | None = None
     subject: Annotated[str, Field(max_length=MAX_SUBJECT_CHARS)]
     description: Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS)]
+    # Optional (a contract addition): the CRM's own category, mapped by the policy's crm_categories.
+    crm_category: Annotated[str, Field(min_length=1, max_length=100)] | None = None
 
 
 RejectReason = Literal["too_large", "not_json", "not_an_object", "invalid_text", "invalid_fields", "empty"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 from services.intake.contract import Complaint, Customer
 from services.intake.policy import (
@@ -18,6 +19,32 @@ from services.intake.policy import (
 from shared.events import Loyalty, Order, Priority, PublicityRisk, Severity, Temperament
 
 Finding = tuple[str, list[str]]  # a value and the reasons for it
+DecidedBy = Literal["crm", "keywords", "model", "fallback"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The learned classifier's opinion of one text (services/intake/classifier/model.py).
+
+    `confidence` is the model's probability (0–1) of `category`; `nearest` are admin-written
+    examples of that category nearest in meaning, shown to the agent as the model's grounds."""
+
+    category: str
+    confidence: float
+    runner_up: str | None = None
+    runner_up_confidence: float = 0.0
+    nearest: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CategoryDecision:
+    """The category, which path decided it, and whether a person should look at it."""
+
+    category: str
+    decided_by: DecidedBy
+    needs_review: bool
+    confidence: float | None  # the model's probability of its own top category, when it ran
+    reasons: list[str]
 
 
 @dataclass(frozen=True)
@@ -29,19 +56,26 @@ class Classification:
     publicity_risk: PublicityRisk
     priority: Priority
     reasons: tuple[str, ...]
+    decided_by: DecidedBy = "keywords"
+    needs_review: bool = False
+    confidence: float | None = None
 
 
-def classify(complaint: Complaint, policy: ClassificationPolicy, repeat_contacts: int) -> Classification:
-    """`repeat_contacts`: how many earlier complaints this case already had (0 for a new case)."""
+def classify(complaint: Complaint, policy: ClassificationPolicy, repeat_contacts: int,
+             prediction: Prediction | None = None) -> Classification:
+    """`repeat_contacts`: how many earlier complaints this case already had (0 for a new case);
+    `prediction`: the learned classifier's opinion of the complaint's text, None for keywords only."""
     text = complaint_text(complaint)
-    category, category_reasons = classify_category(text, policy)
+    decision = decide_category(text, policy, prediction, complaint.crm_category)
+    category = decision.category
     severity, severity_reasons = assess_severity(text, category, complaint.order, repeat_contacts, policy.severity)
     temperament, temperament_reasons = assess_temperament(text, policy.temperament)
     loyalty, loyalty_reasons = assess_loyalty(complaint.customer, policy.loyalty)
     publicity, publicity_reasons = assess_publicity_risk(complaint, policy.publicity)
-    priority, priority_reasons = assign_priority(severity, temperament, loyalty, publicity, policy.priority)
-    reasons = category_reasons + severity_reasons + temperament_reasons + loyalty_reasons + publicity_reasons + priority_reasons
-    return Classification(category, severity, temperament, loyalty, publicity, priority, tuple(reasons))
+    priority, priority_reasons = assign_priority(severity, temperament, loyalty, publicity, policy.priority, category)
+    reasons = decision.reasons + severity_reasons + temperament_reasons + loyalty_reasons + publicity_reasons + priority_reasons
+    return Classification(category, severity, temperament, loyalty, publicity, priority, tuple(reasons),
+                          decision.decided_by, decision.needs_review, decision.confidence)
 
 
 # ---------- text matching ----------
@@ -68,15 +102,79 @@ def _quoted(keywords: list[str]) -> str:
 
 
 # ---------- category ----------
+def keyword_hits(text: str, policy: ClassificationPolicy) -> list[tuple[str, list[str]]]:
+    """(category, matched keywords) of every category with a match, most matches first; on a tie
+    the category listed first in the policy comes first."""
+    hits = [(rule.name, matched_keywords(text, rule.keywords)) for rule in policy.categories]
+    return sorted(((name, found) for name, found in hits if found), key=lambda h: -len(h[1]))
+
+
 def classify_category(text: str, policy: ClassificationPolicy) -> Finding:
-    best_name, best_hits = policy.fallback_category, []
-    for rule in policy.categories:
-        hits = matched_keywords(text, rule.keywords)
-        if len(hits) > len(best_hits):  # strictly more: on a tie the earlier category stays
-            best_name, best_hits = rule.name, hits
-    if not best_hits:
-        return best_name, [f"category {best_name}: no category keyword matched"]
-    return best_name, [f"category {best_name}: mentions {_quoted(best_hits)}"]
+    """The keyword rules alone: the category with most matched keywords, else the fallback."""
+    ranked = keyword_hits(text, policy)
+    if not ranked:
+        return policy.fallback_category, [f"category {policy.fallback_category}: no category keyword matched"]
+    name, found = ranked[0]
+    return name, [f"category {name}: mentions {_quoted(found)}"]
+
+
+def _excerpt(example: str, limit: int = 60) -> str:
+    flat = " ".join(example.split())
+    return f"'{flat}'" if len(flat) <= limit else f"'{flat[:limit].rstrip()}…'"
+
+
+def _model_words(p: Prediction) -> str:
+    return f"model {p.confidence:.2f} {p.category}"
+
+
+def decide_category(text: str, policy: ClassificationPolicy, prediction: Prediction | None,
+                    crm_category: str | None = None) -> CategoryDecision:
+    """Who decides the category, in this order (the policy's `model` section sets the numbers):
+
+    1. the CRM's own category, when `crm_categories` maps it;
+    2. a strong keyword match: at least `keywords_win_at` different keywords of one category, and
+       more than any other category has: explicit and auditable;
+    3. the model's category, when its probability reaches `min_confidence`;
+    4. a weak keyword match (fewer keywords, or a tie), flagged for review if the model disagrees;
+    5. the fallback category, flagged for review.
+    Without a `model` section (or a prediction) the keywords decide as they always did."""
+    reasons: list[str] = []
+    confidence = prediction.confidence if prediction is not None else None
+    if crm_category is not None:
+        mapped = policy.crm_categories.get(crm_category)
+        if mapped is not None:
+            return CategoryDecision(mapped, "crm", False, confidence,
+                                    [f"category {mapped}: the CRM's category '{crm_category}'"])
+        reasons.append(f"the CRM's category '{crm_category}' is not mapped in crm_categories: ignored")
+    ranked = keyword_hits(text, policy)
+    rules = policy.model
+    if rules is None or prediction is None:
+        name, found = ranked[0] if ranked else (policy.fallback_category, [])
+        why = f"category {name}: mentions {_quoted(found)}" if found else f"category {name}: no category keyword matched"
+        return CategoryDecision(name, "keywords" if found else "fallback", False, confidence, reasons + [why])
+    known = set(policy.category_names)
+    if ranked:
+        name, found = ranked[0]
+        runner_up = len(ranked[1][1]) if len(ranked) > 1 else 0
+        if len(found) >= rules.keywords_win_at and len(found) > runner_up:
+            return CategoryDecision(name, "keywords", False, confidence, reasons + [f"category {name}: mentions {_quoted(found)}"])
+    if prediction.category not in known:
+        reasons.append(f"{_model_words(prediction)}, a category this policy does not have: ignored")
+    elif prediction.confidence >= rules.min_confidence:
+        nearest = f"; nearest examples: {', '.join(_excerpt(e) for e in prediction.nearest)}" if prediction.nearest else ""
+        return CategoryDecision(prediction.category, "model", False, confidence,
+                                reasons + [f"category {prediction.category}: {_model_words(prediction)}{nearest}"])
+    if ranked:
+        name, found = ranked[0]
+        disagrees = prediction.category != name
+        unsure = f"the model was unsure ({_model_words(prediction)})"
+        review = "; needs review" if disagrees else ""
+        return CategoryDecision(name, "keywords", disagrees, confidence,
+                                reasons + [f"category {name}: mentions {_quoted(found)}, a weak match; {unsure}{review}"])
+    fallback = policy.fallback_category
+    return CategoryDecision(fallback, "fallback", True, confidence, reasons + [
+        f"category {fallback}: no category keyword matched and the model was unsure ({_model_words(prediction)},"
+        f" below {rules.min_confidence:.2f}); needs review"])
 
 
 # ---------- severity ----------
@@ -135,6 +233,24 @@ def _capital_share(text: str, min_letters: int) -> float | None:
     return sum(c.isupper() for c in cased) / len(cased)
 
 
+@lru_cache(maxsize=1)
+def _sentiment_analyzer():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # loads its lexicon once
+
+    return SentimentIntensityAnalyzer()
+
+
+def negativity(text: str, sarcasm_markers: list[str]) -> tuple[float, list[str]]:
+    """How negative the text reads, 0 (neutral or positive) to 1, from VADER's compound score
+    (Hutto & Gilbert, 2014). In a complaint, praise next to a sarcasm marker ("oh great",
+    "thanks a lot") is read as its opposite. Returns the score and the markers found."""
+    compound = _sentiment_analyzer().polarity_scores(text)["compound"]
+    markers = matched_keywords(text, sarcasm_markers) if sarcasm_markers else []
+    if markers:
+        compound = -abs(compound)
+    return max(0.0, -compound), markers
+
+
 def assess_temperament(text: str, rules: TemperamentRules) -> Finding:
     anger = matched_keywords(text, rules.anger_words)
     exclamations = text.count("!")
@@ -144,6 +260,10 @@ def assess_temperament(text: str, rules: TemperamentRules) -> Finding:
         (exclamations, rules.exclamation_marks, f"{exclamations} exclamation marks"),
         (capitals or 0.0, rules.capital_letter_share, f"{capitals or 0:.0%} of letters in capitals"),
     ]
+    if rules.negative_sentiment is not None:
+        score, markers = negativity(text, rules.sarcasm_markers)
+        sarcasm = f", sarcasm {_quoted(markers)}" if markers else ""
+        signals.append((score, rules.negative_sentiment, f"negative sentiment {score:.2f}{sarcasm}"))
     irate = [label for value, levels, label in signals if value >= levels.irate]
     upset = [label for value, levels, label in signals if levels.upset <= value < levels.irate]
     if irate or len(upset) >= rules.upset_signals_make_irate:
@@ -194,7 +314,19 @@ def assess_publicity_risk(complaint: Complaint, rules: PublicityRules) -> Findin
 
 # ---------- priority ----------
 def assign_priority(severity: Severity, temperament: Temperament, loyalty: Loyalty,
-                    publicity_risk: PublicityRisk, rules: PriorityRules) -> Finding:
+                    publicity_risk: PublicityRisk, rules: PriorityRules, category: str | None = None) -> Finding:
+    priority, reasons = _bumped_priority(severity, temperament, loyalty, publicity_risk, rules)
+    for floor in rules.at_least:
+        if category in floor.categories and publicity_risk == floor.publicity_risk \
+                and PRIORITIES.index(floor.priority) > PRIORITIES.index(priority):
+            priority = floor.priority
+            reasons = [f"priority {priority}: {category} with {publicity_risk} publicity risk"
+                       f" (was {reasons[0].removeprefix('priority ')})"]
+    return priority, reasons
+
+
+def _bumped_priority(severity: Severity, temperament: Temperament, loyalty: Loyalty,
+                     publicity_risk: PublicityRisk, rules: PriorityRules) -> Finding:
     base = rules.base[severity]
     bumps = [
         (rules.bumps.temperament.get(temperament, 0), f"{temperament} customer"),

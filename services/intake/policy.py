@@ -25,8 +25,11 @@ class Strict(BaseModel):
 
 
 class CategoryRule(Strict):
+    """A category of the organisation's. Keywords are optional: a category may be learned from
+    examples alone (see `model`)."""
+
     name: CategoryName
-    keywords: Keywords
+    keywords: list[Keyword] = []
 
 
 class Effect(Strict):
@@ -74,6 +77,31 @@ class SeverityRules(Strict):
     cap: Severity = "critical"
 
 
+class HistoryFile(Strict):
+    """An organisation's labelled complaints: a CSV (UTF-8, RFC 4180) with a text and a label column.
+
+    Labels are category names, or names that normalise to one: lower case, every run of other
+    characters than letters and digits made one `_`, apostrophes dropped ("Late Flight" → late_flight)."""
+
+    file: Annotated[str, Field(min_length=1)]  # relative to the policy's folder, or absolute
+    text_column: Annotated[str, Field(min_length=1)] = "text"
+    label_column: Annotated[str, Field(min_length=1)] = "category"
+
+
+class ModelRules(Strict):
+    """How the learned classifier (services/intake/classifier) and the keywords share the category.
+
+    Order of decision (services/intake/domain.py, decide_category): a mapped `crm_category`; a strong
+    keyword match (`keywords_win_at` different keywords of one category and more than any other);
+    the model's category when its probability reaches `min_confidence`; a weak keyword match;
+    otherwise the fallback category, flagged `needs_review`."""
+
+    examples: Annotated[str, Field(min_length=1)] | None = "classification_examples.yaml"
+    history: list[HistoryFile] = []
+    min_confidence: Annotated[float, Field(gt=0, le=1)] = 0.5
+    keywords_win_at: Annotated[int, Field(ge=1, le=10)] = 2
+
+
 class Levels(Strict):
     """Where one text signal starts to mean upset, and where irate."""
 
@@ -95,6 +123,10 @@ class TemperamentRules(Strict):
     # Short texts ("TV broken") would look like shouting; below this many letters, capitals are ignored.
     min_letters_for_capitals: Annotated[int, Field(ge=1)] = 20
     upset_signals_make_irate: Annotated[int, Field(ge=2)] = 2
+    # VADER's compound score (-1 … 1) turned negative-is-high: 0.6 means compound -0.6 or below.
+    negative_sentiment: Levels | None = None
+    # Praise next to these reads as sarcasm: the sentiment counts as negative.
+    sarcasm_markers: list[Keyword] = []
 
 
 class LoyaltyRule(Strict):
@@ -121,6 +153,14 @@ class PublicityRules(Strict):
     high_channels: list[Channel] = ["social"]
 
 
+class PriorityFloor(Strict):
+    """At least `priority` for complaints in these categories whose publicity risk is this."""
+
+    categories: Annotated[list[CategoryName], Field(min_length=1)]
+    publicity_risk: PublicityRisk = "high"
+    priority: Priority
+
+
 class PriorityBumps(Strict):
     temperament: dict[Temperament, Annotated[int, Field(ge=0, le=3)]] = {}
     loyalty: dict[Loyalty, Annotated[int, Field(ge=0, le=3)]] = {}
@@ -131,6 +171,7 @@ class PriorityRules(Strict):
     base: dict[Severity, Priority]
     bumps: PriorityBumps = PriorityBumps()
     max_total_bump: Annotated[int, Field(ge=0, le=3)] = 2
+    at_least: list[PriorityFloor] = []
 
     @model_validator(mode="after")
     def _every_severity(self) -> PriorityRules:
@@ -148,6 +189,9 @@ class ClassificationPolicy(Strict):
     loyalty: LoyaltyRules = LoyaltyRules()
     publicity: PublicityRules = PublicityRules()
     priority: PriorityRules
+    model: ModelRules | None = None  # absent: keywords only
+    # The CRM's own category names (`crm_category` on complaint.received) mapped to ours.
+    crm_categories: dict[Annotated[str, Field(min_length=1, max_length=100)], CategoryName] = {}
 
     @model_validator(mode="after")
     def _categories_consistent(self) -> ClassificationPolicy:
@@ -158,6 +202,13 @@ class ClassificationPolicy(Strict):
         unknown = sorted(set(self.severity.base) - set(names) - {self.fallback_category})
         if unknown:
             raise ValueError(f"severity.base names unknown categories: {', '.join(unknown)}")
+        known = set(names) | {self.fallback_category}
+        unmapped = sorted(set(self.crm_categories.values()) - known)
+        if unmapped:
+            raise ValueError(f"crm_categories maps to unknown categories: {', '.join(unmapped)}")
+        floors = sorted({c for floor in self.priority.at_least for c in floor.categories} - known)
+        if floors:
+            raise ValueError(f"priority.at_least names unknown categories: {', '.join(floors)}")
         return self
 
     @property
