@@ -92,9 +92,65 @@ def _keyword_pattern(keyword: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){body}{ending}(?!\w)", re.IGNORECASE)
 
 
+_WORD_RUN = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=64)
+def _words_in(text: str) -> frozenset[str]:
+    """The text's maximal runs of word characters, lower-cased: the only places a keyword can start."""
+    return frozenset(_WORD_RUN.findall(text.lower()))
+
+
+@dataclass(frozen=True)
+class _KeywordIndex:
+    """One keyword list, indexed by the first run of word characters of each keyword.
+
+    A match starts where no word character precedes it, so that first run is a whole word of the
+    text, or, for a keyword that is one stem with `*`, the start of one. Looking the text's words
+    up here rules out nearly every keyword before its own regex runs; the result is the same."""
+
+    by_word: dict[str, tuple[int, ...]]   # first run → positions of keywords that need it as a whole word
+    stems: dict[str, tuple[int, ...]]     # stem → positions of "stem*" keywords
+    stem_lengths: tuple[int, ...]
+    always: tuple[int, ...]               # keywords that start with no word character
+
+    @classmethod
+    @lru_cache(maxsize=256)
+    def of(cls, keywords: tuple[str, ...]) -> _KeywordIndex:
+        by_word: dict[str, list[int]] = {}
+        stems: dict[str, list[int]] = {}
+        always = []
+        for i, keyword in enumerate(keywords):
+            body = keyword.rstrip("*").lower()
+            run = _WORD_RUN.match(body)
+            if run is None:
+                always.append(i)
+            elif keyword.endswith("*") and run.end() == len(body):
+                stems.setdefault(run.group(), []).append(i)
+            else:
+                by_word.setdefault(run.group(), []).append(i)
+        return cls({w: tuple(ix) for w, ix in by_word.items()}, {w: tuple(ix) for w, ix in stems.items()},
+                   tuple(sorted({len(stem) for stem in stems})), tuple(always))
+
+    def candidates(self, words: frozenset[str]) -> list[int]:
+        found = set(self.always)
+        by_word, stems = self.by_word, self.stems
+        for word in words:
+            if word in by_word:
+                found.update(by_word[word])
+            for length in self.stem_lengths:
+                if length <= len(word) and word[:length] in stems:
+                    found.update(stems[word[:length]])
+        return sorted(found)
+
+
 def matched_keywords(text: str, keywords: list[str]) -> list[str]:
     """The policy keywords found in the text as whole words, each once, in policy order."""
-    return [k for k in keywords if _keyword_pattern(k).search(text)]
+    if not keywords:
+        return []
+    index = _KeywordIndex.of(tuple(keywords))
+    candidates = (keywords[i] for i in index.candidates(_words_in(text)))
+    return [k for k in candidates if _keyword_pattern(k).search(text)]
 
 
 def _quoted(keywords: list[str]) -> str:

@@ -243,9 +243,10 @@ class Phase:
     """One fleet (services or baseline) on its own topic prefix, with a watcher and a publisher."""
 
     def __init__(self, space: RunSpace, kind: str, label: str, partitions: int, log_dir: Path,
-                 counts: dict[str, int] | None = None, classified_only: bool = False) -> None:
+                 counts: dict[str, int] | None = None, classified_only: bool = False,
+                 env: dict[str, str] | None = None) -> None:
         self.prefix = f"{space.prefix}{label}."
-        self.env = space.service_env(partitions=partitions, prefix=self.prefix)
+        self.env = {**space.service_env(partitions=partitions, prefix=self.prefix), **(env or {})}
         self.bootstrap = space.servers.kafka_bootstrap
         self.fleet = Fleet(kind, self.env, log_dir, counts)
         self.watch = OutputWatch(self.bootstrap, self.prefix, classified_only)

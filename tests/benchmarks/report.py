@@ -71,6 +71,8 @@ def render(r: dict[str, Any]) -> str:
         out += _pipeline(r["pipeline"])
     if "scaling" in r:
         out += _scaling(r["scaling"])
+    if "classification" in r:
+        out += _classification(r["classification"])
     out += ["## Findings", "", FINDINGS.strip(), ""]
     return "\n".join(out)
 
@@ -206,6 +208,36 @@ def _scaling(sc: dict[str, Any]) -> list[str]:
     return out
 
 
+def _classification(c: dict[str, Any]) -> list[str]:
+    i, sv = c["in_process"], c["services"]
+    ratio = sv["ratio"]
+    out = ["## Classification", "",
+           f"The learned classifier (model {i['model_version']}, docs/classification.md) against the keyword rules alone,",
+           f"in the same run. In process: `classify` on {i['complaints']:,} complaints from the CRM simulator, CPU time",
+           f"per complaint; the model predicts a whole batch of {i['batch']} at once as intake does per fetched batch,",
+           "or one complaint at a time as in intake's one-record fallback.", "",
+           "| | CPU ms per complaint | ratio to rules only |", "| --- | --- | --- |",
+           f"| rules only | {i['rules_ms']:.3f} | 1 |",
+           f"| rules + model, batches of {i['batch']} | {i['model_batched_ms']:.3f} | {_x(i['model_batched_ms'] / i['rules_ms'])} |",
+           f"| rules + model, one at a time | {i['model_single_ms']:.3f} | {_x(i['model_single_ms'] / i['rules_ms'])} |",
+           "",
+           f"One complaint classified alone with the model: p50 {i['single_p50_ms']:.2f} ms, p99 {i['single_p99_ms']:.2f} ms (wall).",
+           "",
+           "The four services as processes, the shipped policy against the same policy without its `model` section,",
+           f"alternating phases ({', '.join(f'{x:,.0f}' for x in sv['rates']['model'])} and "
+           f"{', '.join(f'{x:,.0f}' for x in sv['rates']['rules'])} complaints/s):", "",
+           "| | complaints/s (median) | intake CPU ms per complaint |", "| --- | --- | --- |",
+           f"| rules only | {sv['rules_rate']:,.0f} | {sv['intake_cpu_ms']['rules']:.2f} |",
+           f"| with the model | {sv['model_rate']:,.0f} | {sv['intake_cpu_ms']['model']:.2f} |",
+           "",
+           f"Target: the rate within 20% of rules only: {ratio:.1%} of it, {'met' if ratio >= 0.8 else '**not met**'}.", ""]
+    low = sv.get("low_rate_latency")
+    if low:
+        out += [f"Latency at a low load ({low['rate']:.0f} complaints/s for {low['complaints'] / low['rate']:.0f} s, model on), "
+                f"publish to `complaint.classified`: p50 {_s(low['classified_p50'])}, p99 {_s(low['classified_p99'])}.", ""]
+    return out
+
+
 def summary(r: dict[str, Any]) -> str:
     lines = ["", "== summary =="]
     if "timers" in r:
@@ -222,6 +254,12 @@ def summary(r: dict[str, Any]) -> str:
         lines.append(f"pipeline: services {p['services_rate']:,.0f}/s vs baseline {p['baseline_rate']:,.0f}/s "
                      f"({p['services_rate'] / p['baseline_rate']:.1%}); latency at {p['latency_rate']:,.0f}/s: classified p99 "
                      f"{p['services_latency']['classified_p99']:.2f}s, decision p99 {p['services_latency']['decided_p99']:.2f}s")
+    if "classification" in r:
+        c = r["classification"]
+        i, sv = c["in_process"], c["services"]
+        lines.append(f"classification: CPU/complaint rules {i['rules_ms']:.3f} ms, with model {i['model_batched_ms']:.3f} ms "
+                     f"(batched); pipeline with model {sv['model_rate']:,.0f}/s vs rules only {sv['rules_rate']:,.0f}/s "
+                     f"({sv['ratio']:.1%})")
     if "scaling" in r:
         lines.append("scaling: " + ", ".join(f"{pt['instances']}→{pt['rate']:,.0f}/s" for pt in r["scaling"]["points"]))
     return "\n".join(lines)

@@ -3,7 +3,7 @@ docs/benchmarks.md.
 
     .venv/bin/python -m tests.benchmarks.run            # the full run (about 10-15 minutes)
     .venv/bin/python -m tests.benchmarks.run --quick    # a smoke variant (about 2-3 minutes)
-    .venv/bin/python -m tests.benchmarks.run --only timers|pipeline|scaling
+    .venv/bin/python -m tests.benchmarks.run --only timers|pipeline|scaling|classification
 
 Servers come from tests/support/servers.py (the environment's KAFKA_BOOTSTRAP_SERVERS and
 DATABASE_URL, else Docker, else the local stack). Each trial uses a fresh database, dropped after,
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.benchmarks import classification_bench as classification
 from tests.benchmarks import pipeline_bench as pipeline
 from tests.benchmarks import profiling, report, timer_bench
 from tests.benchmarks.common import ROOT, machine_facts, median, run_space, say, server_incarnation
@@ -41,14 +42,24 @@ class PipelineSettings:
     profile: bool = True
 
 
-def plan(quick: bool) -> tuple[timer_bench.TimerSettings, PipelineSettings]:
+def plan(quick: bool) -> tuple[timer_bench.TimerSettings, PipelineSettings, classification.ClassificationSettings]:
     if not quick:
-        return timer_bench.TimerSettings(), PipelineSettings()
+        return timer_bench.TimerSettings(), PipelineSettings(), classification.ClassificationSettings()
     return (
         timer_bench.TimerSettings(count=20_000, window=1.0, repeats=1, procrastinate_count=2_000, million=100_000,
                                   million_due=5_000),
         PipelineSettings(complaints=600, repeats=1, latency_seconds=6.0, scaling=(1, 2), scaling_complaints=400),
+        classification.ClassificationSettings(complaints=600, repeats=1, single_samples=200, low_seconds=5.0),
     )
+
+
+async def run_classification(servers: Servers, settings: classification.ClassificationSettings, logs: Path) -> dict[str, Any]:
+    say(f"classification: CPU per complaint in process, rules only and with the model ({settings.complaints:,} complaints)")
+    out: dict[str, Any] = {"settings": dataclasses.asdict(settings), "in_process": classification.in_process(settings)}
+    say(f"classification: the pipeline with the model and with rules only ({settings.complaints:,} complaints"
+        f" x {settings.repeats}, alternating)")
+    out["services"] = await classification.services(servers, settings, logs)
+    return out
 
 
 async def run_timers(servers: Servers, settings: timer_bench.TimerSettings) -> dict[str, Any]:
@@ -137,20 +148,22 @@ async def postgres_settings(url: str) -> dict[str, str]:
 
 async def main_async(args: argparse.Namespace, servers: Servers) -> int:
     started = time.monotonic()
-    timer_settings, pipeline_settings = plan(args.quick)
+    timer_settings, pipeline_settings, classification_settings = plan(args.quick)
     facts = machine_facts(servers)
     facts["postgres_settings"] = await postgres_settings(servers.database_url)
     say(f"{facts['nproc']} cores, {facts['memory_gib']} GiB; {facts['servers']}")
     logs = Path(tempfile.mkdtemp(prefix="helpdesk-bench-"))
     results: dict[str, Any] = {"facts": facts, "quick": args.quick, "command": _command(args)}
     servers_before = await server_incarnation(servers)
-    wanted = args.only or ["timers", "pipeline", "scaling"]
+    wanted = args.only or ["timers", "pipeline", "scaling", "classification"]
     if "timers" in wanted:
         results["timers"] = await run_timers(servers, timer_settings)
     if "pipeline" in wanted:
         results["pipeline"] = await run_pipeline(servers, pipeline_settings, logs)
     if "scaling" in wanted:
         results["scaling"] = await run_scaling(servers, pipeline_settings, logs)
+    if "classification" in wanted:
+        results["classification"] = await run_classification(servers, classification_settings, logs)
     results["minutes"] = (time.monotonic() - started) / 60
     servers_after = await server_incarnation(servers)
     if servers_after != servers_before:
@@ -178,7 +191,7 @@ def _command(args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="helpdesk benchmarks, each against a same-run baseline")
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: a smoke run of a few minutes")
-    parser.add_argument("--only", nargs="+", choices=["timers", "pipeline", "scaling"])
+    parser.add_argument("--only", nargs="+", choices=["timers", "pipeline", "scaling", "classification"])
     parser.add_argument("--output", default=None,
                         help="markdown file to write (default: docs/benchmarks.md for a full run, none for --quick)")
     parser.add_argument("--no-output", action="store_true", help="write no markdown file")

@@ -258,3 +258,21 @@ def test_policy_giving_severity_to_an_unknown_category_is_refused():
     text = CONFIG.read_text(encoding="utf-8").replace("    delay: low\n", "    delays: low\n")
     with pytest.raises(PolicyError, match="unknown categories: delays"):
         parse_policy(text, ClassificationPolicy, "config/classification.yaml")
+
+
+# ---------- the keyword index finds exactly what each keyword's own pattern finds ----------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from services.intake.domain import _keyword_pattern  # noqa: E402
+
+_WORDS = ["late", "delay", "chocolate", "don't", "provide", "a&e", "no-show", "over", "overcharged", "Brûlé",
+          "fire", "STAFF", "i'm", "done", "wrong", "item"]
+_KEYWORDS = ["late", "delay*", "don't provide", "a&e", "no-show", "overcharg*", "brûl*", "fire", "staff",
+             "i'm done", "wrong item", "over", "-x", "it*"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS + [" ", "  ", "\n", ",", "!", "'", "-"]), max_size=25), st.lists(st.sampled_from(_KEYWORDS), unique=True))
+def test_indexed_keyword_matching_agrees_with_each_keywords_own_pattern(parts, keywords):
+    text = "".join(parts)
+    assert matched_keywords(text, keywords) == [k for k in keywords if _keyword_pattern(k).search(text)]

@@ -140,12 +140,16 @@ class TextClassifier:
         """One Prediction per text, computed for the whole list at once (cheaper per text)."""
         if not texts:
             return []
-        probabilities = self.pipeline.predict_proba(list(texts))
-        labels = self.pipeline.classes_
+        texts = list(texts)
+        # The union's blocks one by one, so the embedding block serves the nearest examples too.
+        blocks = {name: step.transform(texts) for name, step in self.pipeline.named_steps["features"].transformer_list}
+        head = self.pipeline.named_steps["head"]
+        probabilities = head.predict_proba(sparse.hstack(list(blocks.values()), format="csr"))
+        labels = head.classes_
         order = np.argsort(-probabilities, axis=1)
         meaning = None
         if nearest and self._explain_vectors is not None:
-            meaning = self._table.embed(list(texts)) @ self._explain_vectors.T
+            meaning = blocks["meaning"] @ self._explain_vectors.T  # scaled cosines: the order is what counts
         out = []
         for row in range(len(texts)):
             best, second = order[row, 0], (order[row, 1] if len(labels) > 1 else None)
