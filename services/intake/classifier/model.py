@@ -53,34 +53,35 @@ class TrainingParams:
     class_weight: str | None = "balanced"  # small categories count as much as large ones
 
 
-class EmbeddingFeatures(BaseEstimator, TransformerMixin):
-    """The static embedding of each text times `weight`, as a sparse block for the FeatureUnion.
+# Tables loaded in this process, by version. Estimators name their table by version instead of
+# holding it: scikit-learn may clone estimators (deep-copying their parameters), and a 70 MB
+# table must neither be copied nor pickled into the artifact.
+_TABLES: dict[str, StaticEmbeddings] = {}
 
-    The table is attached with `attach` after loading and never pickled with the artifact."""
+
+class EmbeddingFeatures(BaseEstimator, TransformerMixin):
+    """The static embedding of each text times `weight`, as a sparse block for the FeatureUnion,
+    from the table of version `table_version` (made available in this process by `attach`)."""
 
     def __init__(self, weight: float = 1.0, table_version: str = "") -> None:
         self.weight = weight
         self.table_version = table_version
-        self._table: StaticEmbeddings | None = None
 
     def attach(self, table: StaticEmbeddings) -> None:
+        """Makes `table` this estimator's; ArtifactError if it is not the version it was trained with."""
         if self.table_version and table.version != self.table_version:
             raise ArtifactError(f"the model was trained with embedding table {self.table_version}, "
                                 f"but table {table.version} is installed: train it again")
-        self._table = table
+        _TABLES[table.version] = table
 
     def fit(self, texts: Sequence[str], y: Any = None) -> EmbeddingFeatures:
         return self
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        if self._table is None:
-            raise ArtifactError("no embedding table attached to the classifier")
-        return sparse.csr_matrix(self._table.embed(list(texts)) * self.weight)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_table"] = None
-        return state
+        table = _TABLES.get(self.table_version)
+        if table is None:
+            raise ArtifactError(f"embedding table {self.table_version} is not loaded")
+        return sparse.csr_matrix(table.embed(list(texts)) * self.weight)
 
 
 def build_pipeline(table: StaticEmbeddings, params: TrainingParams, seed: int = 0) -> Pipeline:
@@ -150,6 +151,7 @@ class TextClassifier:
         meaning = None
         if nearest and self._explain_vectors is not None:
             meaning = blocks["meaning"] @ self._explain_vectors.T  # scaled cosines: the order is what counts
+            meaning = np.asarray(meaning)
         out = []
         for row in range(len(texts)):
             best, second = order[row, 0], (order[row, 1] if len(labels) > 1 else None)
