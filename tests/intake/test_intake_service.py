@@ -152,3 +152,34 @@ async def test_intake_killed_mid_stream_classifies_every_complaint_exactly_once_
         assert await conn.fetchval("SELECT count(*) FROM intake.complaints") == len(events)
     finally:
         await conn.close()
+
+
+async def test_the_learned_classifier_files_complaints_in_customers_words_and_says_who_decided(ns):
+    intake = ns.service("intake")
+    in_words = new_complaint(channel="in_person", subject="",
+                             description="The man at the till rolled his eyes and told me to read the sign")
+    from_crm = new_complaint(subject="Question", description="Nothing in here says what it is about",
+                             crm_category="Product fault")
+    unmapped = new_complaint(subject="x", description="zzz qqq", crm_category="Something the policy does not map")
+    for event in (in_words, from_crm, unmapped):
+        await ns.kafka.publish(COMPLAINTS, event)
+    ids = {e["event_id"] for e in (in_words, from_crm, unmapped)}
+    out = await ns.kafka.wait_for(CLASSIFIED, lambda rs: ids <= {r["causation_id"] for r in rs})
+    by_cause = {r["causation_id"]: r for r in out}
+
+    person = by_cause[in_words["event_id"]]
+    assert (person["category"], person["category_decided_by"], person["needs_review"]) == ("staff_behaviour", "model", False)
+    assert 0.25 <= person["category_confidence"] <= 1
+    assert person["reasons"][0].startswith("category staff_behaviour: model ")
+
+    crm = by_cause[from_crm["event_id"]]
+    assert (crm["category"], crm["category_decided_by"]) == ("defect", "crm")
+
+    ignored = by_cause[unmapped["event_id"]]
+    assert ignored["reasons"][0] == "the CRM's category 'Something the policy does not map' is not mapped in crm_categories: ignored"
+    assert ignored["category_decided_by"] != "crm"
+
+    metrics = intake.metrics()
+    assert 'helpdesk_intake_category_decisions_total{decided_by="model"}' in metrics
+    assert "helpdesk_intake_classifier_info{version=" in metrics
+    assert "helpdesk_intake_classifier_confidence_ratio_bucket" in metrics

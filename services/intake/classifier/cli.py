@@ -13,7 +13,7 @@ from shared.policy import PolicyError, load_policy
 from shared.settings import get_settings
 
 app = typer.Typer(help="The learned complaint classifier: build, train, evaluate.", no_args_is_help=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name files: never broken mid-path
 
 
 def _policy(path: Path | None):
