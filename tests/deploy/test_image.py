@@ -89,3 +89,10 @@ def test_health_check_passes_only_when_healthz_answers_200(status, healthy):
         assert (result.returncode == 0) is healthy
     finally:
         server.shutdown()
+
+
+def test_the_image_carries_the_classifier_it_builds_from_the_packaged_model():
+    runs = [args for op, args in instructions() if op == "RUN"]
+    assert any("helpdesk classifier distill" in r and "helpdesk classifier train" in r for r in runs)
+    assert any(op == "COPY" and "--from=model" in args and "/opt/helpdesk/models" in args for op, args in instructions())
+    assert any(op == "ENV" and "HELPDESK_MODEL_DIR=/opt/helpdesk/models" in args for op, args in instructions())
