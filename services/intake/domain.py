@@ -183,6 +183,30 @@ def _model_words(p: Prediction) -> str:
     return f"model {p.confidence:.2f} {p.category}"
 
 
+def decided_without_model(text: str, policy: ClassificationPolicy, crm_category: str | None = None) -> CategoryDecision | None:
+    """The decision when the CRM's mapped category or a strong keyword match settles it, so the
+    model need not run (steps 1 and 2 of `decide_category`); None when the model has a say."""
+    if policy.model is None:
+        return None
+    if crm_category is not None and crm_category in policy.crm_categories:
+        mapped = policy.crm_categories[crm_category]
+        return CategoryDecision(mapped, "crm", False, None, [f"category {mapped}: the CRM's category '{crm_category}'"])
+    ranked = keyword_hits(text, policy)
+    if ranked:
+        name, found = ranked[0]
+        runner_up = len(ranked[1][1]) if len(ranked) > 1 else 0
+        if len(found) >= policy.model.keywords_win_at and len(found) > runner_up:
+            unmapped = _unmapped_crm_category(policy, crm_category)
+            return CategoryDecision(name, "keywords", False, None, unmapped + [f"category {name}: mentions {_quoted(found)}"])
+    return None
+
+
+def _unmapped_crm_category(policy: ClassificationPolicy, crm_category: str | None) -> list[str]:
+    if crm_category is None or crm_category in policy.crm_categories:
+        return []
+    return [f"the CRM's category '{crm_category}' is not mapped in crm_categories: ignored"]
+
+
 def decide_category(text: str, policy: ClassificationPolicy, prediction: Prediction | None,
                     crm_category: str | None = None) -> CategoryDecision:
     """Who decides the category, in this order (the policy's `model` section sets the numbers):
@@ -193,28 +217,23 @@ def decide_category(text: str, policy: ClassificationPolicy, prediction: Predict
     3. the model's category, when its probability reaches `min_confidence`;
     4. a weak keyword match (fewer keywords, or a tie), flagged for review if the model disagrees;
     5. the fallback category, flagged for review.
-    Without a `model` section (or a prediction) the keywords decide as they always did."""
-    reasons: list[str] = []
+    Without a `model` section (or a prediction) the keywords decide as they always did, after a
+    mapped CRM category. `prediction` may be None when steps 1 or 2 decide (`decided_without_model`)."""
+    early = decided_without_model(text, policy, crm_category)
+    if early is not None:
+        return early
+    mapped = policy.crm_categories.get(crm_category) if crm_category is not None else None
+    if mapped is not None:
+        return CategoryDecision(mapped, "crm", False, None, [f"category {mapped}: the CRM's category '{crm_category}'"])
+    reasons = _unmapped_crm_category(policy, crm_category)
     confidence = prediction.confidence if prediction is not None else None
-    if crm_category is not None:
-        mapped = policy.crm_categories.get(crm_category)
-        if mapped is not None:
-            return CategoryDecision(mapped, "crm", False, confidence,
-                                    [f"category {mapped}: the CRM's category '{crm_category}'"])
-        reasons.append(f"the CRM's category '{crm_category}' is not mapped in crm_categories: ignored")
     ranked = keyword_hits(text, policy)
     rules = policy.model
     if rules is None or prediction is None:
         name, found = ranked[0] if ranked else (policy.fallback_category, [])
         why = f"category {name}: mentions {_quoted(found)}" if found else f"category {name}: no category keyword matched"
         return CategoryDecision(name, "keywords" if found else "fallback", False, confidence, reasons + [why])
-    known = set(policy.category_names)
-    if ranked:
-        name, found = ranked[0]
-        runner_up = len(ranked[1][1]) if len(ranked) > 1 else 0
-        if len(found) >= rules.keywords_win_at and len(found) > runner_up:
-            return CategoryDecision(name, "keywords", False, confidence, reasons + [f"category {name}: mentions {_quoted(found)}"])
-    if prediction.category not in known:
+    if prediction.category not in set(policy.category_names):
         reasons.append(f"{_model_words(prediction)}, a category this policy does not have: ignored")
     elif prediction.confidence >= rules.min_confidence:
         nearest = f"; nearest examples: {', '.join(_excerpt(e) for e in prediction.nearest)}" if prediction.nearest else ""

@@ -11,7 +11,7 @@ from faststream.kafka.annotations import KafkaMessage
 from services.intake import metrics, store
 from services.intake.contract import Complaint, parse_complaint
 from services.intake.classifier.holder import ClassifierHolder
-from services.intake.domain import Prediction, classify, complaint_text
+from services.intake.domain import Prediction, classify, complaint_text, decided_without_model
 from services.intake.policy import ClassificationPolicy
 from shared.events import CLASSIFIED, ComplaintClassified
 from shared.inbound import every_record
@@ -28,26 +28,36 @@ class Intake:
     # The model's opinions of the batch being handled, by event id: `predict_batch` fills it for a
     # whole fetched batch at once (one model call is far cheaper than one per complaint), `record`
     # takes its complaint's out. Only a cache: a complaint missing from it is predicted alone.
-    _predicted: dict[str, Prediction] = field(default_factory=dict)
+    _predicted: dict[str, Prediction | None] = field(default_factory=dict)
 
     def predictions(self, complaints: Sequence[Complaint]) -> list[Prediction | None]:
-        """The learned classifier's opinion of each complaint, or None where the policy has no model."""
-        if self.classifier is None or self.policy.current().policy.model is None or not complaints:
-            return [None] * len(complaints)
-        model = self.classifier.current().policy
-        predicted = model.predict([complaint_text(c) for c in complaints])
-        for one in predicted:
-            metrics.classifier_confidence.observe(one.confidence)
-        return list(predicted)
+        """The learned classifier's opinion of each complaint; None where the policy has no model
+        or where the CRM's category or a strong keyword match decides without it."""
+        policy = self.policy.current().policy
+        out: list[Prediction | None] = [None] * len(complaints)
+        if self.classifier is None or policy.model is None:
+            return out
+        texts = [complaint_text(c) for c in complaints]
+        wanted = [i for i, (c, text) in enumerate(zip(complaints, texts))
+                  if decided_without_model(text, policy, c.crm_category) is None]
+        if wanted:
+            predicted = self.classifier.current().policy.predict([texts[i] for i in wanted])
+            for i, one in zip(wanted, predicted):
+                out[i] = one
+                metrics.classifier_confidence.observe(one.confidence)
+        return out
 
     async def predict_batch(self, conn: asyncpg.Connection, complaints: Sequence[Complaint]) -> None:
         """The Inbox's `prepare` step: the model's opinions of the batch's new complaints, in one call."""
-        self._predicted = {c.event_id: p for c, p in zip(complaints, self.predictions(complaints)) if p is not None}
+        self._predicted = dict(zip((c.event_id for c in complaints), self.predictions(complaints)))
 
     async def record(self, conn: asyncpg.Connection, complaint: Complaint) -> str:
         repeat_contacts = await store.earlier_complaints(conn, complaint.case_id)
         loaded = self.policy.current()
-        prediction = self._predicted.pop(complaint.event_id, None) or self.predictions([complaint])[0]
+        if complaint.event_id in self._predicted:
+            prediction = self._predicted.pop(complaint.event_id)
+        else:
+            prediction = self.predictions([complaint])[0]
         result = classify(complaint, loaded.policy, repeat_contacts, prediction)
         await store.record_complaint(conn, complaint, result, repeat_contacts, loaded.version)
         event = classified_event(complaint, result, repeat_contacts)
