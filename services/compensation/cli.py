@@ -49,7 +49,8 @@ def explain(
     granted_total: float = typer.Option(0.0, help="Already granted on this case, in the order's currency"),
     already_granted: bool = typer.Option(False, help="The case was already compensated (granted or sent for approval)"),
     reopened: bool = typer.Option(False, help="The case was reopened"),
-    month_spent: float = typer.Option(0.0, help="Granted this month for the complaint's source"),
+    month_spent: float = typer.Option(
+        0.0, help="Spent this month of the budget line the grant counts against, in that line's currency"),
 ) -> None:
     """Show which rule matches the complaint, which do not and why, the offers, cost and authority."""
     try:

@@ -1,5 +1,9 @@
 """The compensation service's events: approvals in (helpdesk.compensation-approvals.v1), decisions out
-(helpdesk.compensation.v1). Field names are the CRM contract: add, never rename."""
+(helpdesk.compensation.v1). Field names are the CRM contract: add, never rename.
+
+Amounts go out as JSON numbers in the currency's minor units (185 JPY, 15.00 USD, 1.852 BHD): the
+domain computes them as exact decimals, rounded half-up (domain/money.py), and only here do they
+become the JSON numbers the contract has always carried."""
 from __future__ import annotations
 
 import uuid
@@ -10,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.events import Id, Outbound, ShortText, Timestamp
 
-from .domain import Decision
+from .domain import Decision, json_number
 
 APPROVAL_TYPES = ("compensation.approved", "compensation.denied")
 
@@ -54,7 +58,7 @@ def decision_fields(decision: Decision, decision_id: str, customer_id: str) -> d
         "decision_id": decision_id,
         "customer_id": customer_id,
         "offers": decision.offers,
-        "value": decision.value,
+        "value": json_number(decision.value),
         "currency": decision.currency,
         "rule_id": decision.rule_id,
         "policy_version": decision.policy_version,
@@ -73,7 +77,7 @@ class CompensationEvent(Outbound):
     decision_id: str
     customer_id: str
     offers: list[dict[str, Any]]  # e.g. {"kind": "coupon", "percent": 15}, {"kind": "free_shipping"}
-    value: float  # estimated cost
+    value: float  # estimated cost, in `currency`, rounded to its minor units (JPY 0 decimals, USD 2, BHD 3)
     currency: str
     rule_id: str | None
     policy_version: str
@@ -95,8 +99,9 @@ def decision_event(decision: Decision, decision_id: str, case_id: str, customer_
 
 def settled_event(stored: dict[str, Any], answer: ApprovalAnswer, occurred_at: datetime) -> dict[str, Any]:
     """`compensation.approved` | `compensation.denied`, repeating what was approved and by whom."""
-    fields = {k: stored[k] for k in ("decision_id", "customer_id", "offers", "value", "currency", "rule_id",
+    fields = {k: stored[k] for k in ("decision_id", "customer_id", "offers", "currency", "rule_id",
                                       "policy_version", "authority", "reason_code", "reason_codes")}
+    fields["value"] = json_number(stored["value"])
     event = Outbound(type=answer.type, case_id=stored["case_id"], causation_id=answer.event_id,
                      occurred_at=occurred_at, approver={"role": answer.approver.role, "id": answer.approver.id},
                      **fields)
@@ -106,8 +111,9 @@ def settled_event(stored: dict[str, Any], answer: ApprovalAnswer, occurred_at: d
 def escalated_event(stored: dict[str, Any], to_role: str, level: int, causation_id: str,
                     occurred_at: datetime) -> dict[str, Any]:
     """A stale pending approval handed to the next role: a new `compensation.pending_approval`."""
-    fields = {k: stored[k] for k in ("decision_id", "customer_id", "offers", "value", "currency", "rule_id",
+    fields = {k: stored[k] for k in ("decision_id", "customer_id", "offers", "currency", "rule_id",
                                       "policy_version", "reason_code", "reason_codes")}
+    fields["value"] = json_number(stored["value"])
     event = Outbound(type="compensation.pending_approval", case_id=stored["case_id"], causation_id=causation_id,
                      occurred_at=occurred_at, authority=to_role, escalated=True, escalation_level=level, **fields)
     return event.model_dump(mode="json")

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from shared.events import ComplaintClassified
 
 from .domain import CaseFacts, Decision, decide
+from .domain.money import format_money
 from .policy import CompensationPolicy
 
 # explain needs the classification, not the envelope: a hand-written EVENT.json may leave these out.
@@ -29,7 +30,7 @@ def complaint_from_event(event: dict[str, Any]) -> ComplaintClassified:
 
 
 def _describe_complaint(c: ComplaintClassified) -> str:
-    order = "no order" if c.order is None else f"order {c.order.amount:.2f} {c.order.currency}"
+    order = "no order" if c.order is None else f"order {format_money(c.order.amount, c.order.currency)}"
     return (f"category {c.category}, severity {c.severity}, temperament {c.temperament}, "
             f"loyalty {c.loyalty}, publicity risk {c.publicity_risk}, channel {c.channel}, "
             f"public {'yes' if c.public else 'no'}, repeat contacts {c.repeat_contacts}, {order}, "
@@ -62,7 +63,7 @@ def render(complaint: ComplaintClassified, decision: Decision) -> str:
     also = f" (also: {', '.join(others)})" if others else ""
     out += [
         f"Outcome: {decision.outcome}, rule {decision.rule_id or '-'}",
-        f"Cost: {decision.value:.2f} {decision.currency}",
+        f"Cost: {format_money(decision.value, decision.currency)}",
         f"Authority: {decision.authority or '-'}",
         f"Reason: {decision.reason_code}{also}",
     ]

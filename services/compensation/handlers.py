@@ -7,6 +7,7 @@ import logging
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -18,7 +19,7 @@ from services.compensation import metrics, store
 from services.compensation.contract import (
     APPROVAL_TYPES, ApprovalAnswer, decision_event, decision_id_for, escalated_event, settled_event,
 )
-from services.compensation.domain import Decision, check_approval, decide, next_role, order_terms
+from services.compensation.domain import Decision, budget_line, check_approval, decide, next_role, order_terms
 from services.compensation.policy import CompensationPolicy
 from shared import timers
 from shared.events import COMPENSATION, REJECTED, CaseReopened, ComplaintClassified, dump
@@ -47,7 +48,7 @@ def escalation_key(decision_id: str) -> str:
 @dataclass(frozen=True)
 class BatchLocks:
     reopens: dict[str, int]  # of each case the batch holds locked
-    budgets: set[tuple[str, str]]  # (source, currency) budgets it holds locked
+    budgets: set[tuple[str, str]]  # (source, budget line currency) budgets it holds locked
 
 
 # The locks of the inbound batch being decided, if any (set per batch by lock_for_decisions).
@@ -69,10 +70,12 @@ class Compensation:
         else:
             reopens = await store.lock_case(conn, complaint.case_id)
         currency = order_terms(complaint, policy).currency
-        budget = (complaint.source, currency)
-        if policy.monthly_budget(*budget) is not None and (locks is None or budget not in locks.budgets):
+        line = budget_line(policy, complaint.source, currency)  # a EUR grant may spend a USD budget
+        budget = None if line is None else (complaint.source, line.currency)
+        if budget is not None and (locks is None or budget not in locks.budgets):
             await store.lock_budget(conn, *budget)
-        state = await store.case_state(conn, complaint.case_id, reopens, currency, complaint.source, month_start(now))
+        state = await store.case_state(conn, complaint.case_id, reopens, currency, complaint.source, month_start(now),
+                                       budget_currency=None if line is None else line.currency)
         decision = decide(complaint, policy, loaded.version, state.facts)
         decision_id = decision_id_for(complaint.event_id)
         inputs = {"complaint": dump(complaint), "facts": store.facts_as_inputs(state.facts)}
@@ -95,7 +98,7 @@ class Compensation:
         await enqueue(conn, store.SCHEMA, self.runtime.topic(COMPENSATION), complaint.case_id, event)
         metrics.decisions.labels(decision.outcome, decision.rule_id or "none", decision.reason_code).inc()
         if decision.outcome == "granted":
-            metrics.value_granted.labels(decision.currency).inc(decision.value)
+            metrics.value_granted.labels(decision.currency).inc(float(decision.value))
 
     # ---------- compensation.approved / compensation.denied ----------
     async def settle(self, conn: asyncpg.Connection, answer: ApprovalAnswer, ref: RecordRef) -> str:
@@ -119,7 +122,7 @@ class Compensation:
         waited = (now - stored["decided_at"]).total_seconds()
         metrics.approval_latency.labels("approved" if answer.approved else "denied").observe(max(0.0, waited))
         if answer.approved:
-            metrics.value_granted.labels(stored["currency"]).inc(stored["value"])
+            metrics.value_granted.labels(stored["currency"]).inc(float(stored["value"]))
         return "approved" if answer.approved else "denied"
 
     async def _refuse(self, conn: asyncpg.Connection, answer: ApprovalAnswer, ref: RecordRef, reason: str,
@@ -145,8 +148,8 @@ class Compensation:
         The batch's decisions then skip taking them one by one (see decide_complaint)."""
         reopens = await store.lock_cases(conn, [c.case_id for c in complaints])
         policy = self.policy.current().policy
-        budgets = {(c.source, order_terms(c, policy).currency) for c in complaints}
-        budgets = {b for b in budgets if policy.monthly_budget(*b) is not None}
+        lines = [(c.source, budget_line(policy, c.source, order_terms(c, policy).currency)) for c in complaints]
+        budgets = {(source, line.currency) for source, line in lines if line is not None}
         await store.lock_budgets(conn, budgets)
         _batch_locks.set(BatchLocks(reopens, budgets))  # this batch only: each runs in a context of its own
 
@@ -197,11 +200,13 @@ class Compensation:
         for source in sorted(sources):
             per_currency = policy.budgets.get(source, policy.budgets.get("*", {}))
             for currency, budget in per_currency.items():
-                metrics.budget_remaining.labels(source, currency).set(budget - spent.get((source, currency), 0.0))
+                left = budget - spent.get((source, currency), Decimal(0))
+                metrics.budget_remaining.labels(source, currency).set(float(left))
 
 
 def _refused_as_duplicate(decision: Decision) -> Decision:
-    return replace(decision, outcome="none", offers=[], value=0.0, authority=None, reason_code="already_granted",
+    return replace(decision, outcome="none", offers=[], value=Decimal(0), authority=None, budget=None,
+                   reason_code="already_granted",
                    reason_codes=("already_granted",),
                    explanation=decision.explanation + ("refused by the one-compensation-per-case constraint",))
 

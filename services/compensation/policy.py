@@ -1,15 +1,20 @@
 """The compensation policy (config/compensation.yaml): who gets what, and who may grant it.
 
 Admins edit the YAML; this model refuses typos (extra="forbid"), a policy without a fallback, role
-limits that shrink as seniority grows, and currencies nobody can price. Every fixed amount in the
-file (costs, limits, budgets) is written in the policy's `currency` and converted with
+limits that shrink as seniority grows, and currencies nobody can price (a limit or a budget in a
+currency with no exchange rate to the policy currency). Every fixed amount in the file (costs,
+limits, budgets) is written in the policy's `currency` unless it names its own, and converted with
 `exchange_rates` when a complaint's order is in another currency.
+
+Every number is read as an exact `Decimal` (a YAML float through its text: 0.92 is 0.92, not the
+nearest binary fraction); rounding to a currency's minor units is the domain's (domain/money.py).
 """
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from shared.durations import Duration
 from shared.events import Channel, Loyalty, PublicityRisk, Severity, Temperament
@@ -25,7 +30,20 @@ Category = Literal[
     "confusing_process", "service_not_offered", "staff_behaviour", "satisfaction", "other",
 ]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-Money = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+
+
+def _exact(value: Any) -> Any:
+    # YAML gives floats; Decimal(0.92) would be 0.92000000000000003996..., Decimal("0.92") is 0.92.
+    return Decimal(str(value)) if isinstance(value, float) else value
+
+
+def Number(**bounds: Any) -> Any:  # noqa: N802 - reads like a type in the models below
+    """An exact decimal number from YAML, within `bounds` (pydantic's ge/gt/le)."""
+    return Annotated[Decimal, BeforeValidator(_exact), Field(allow_inf_nan=False, **bounds)]
+
+
+Money = Number(ge=0, le=1_000_000_000)  # an amount, in the currency its place in the file says
+Percent = Number(gt=0, le=100)
 RuleId = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.-]+$")]
 RoleName = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_-]*$")]
 
@@ -46,7 +64,7 @@ class Strict(BaseModel):
 # ---------- offers ----------
 class Coupon(Strict):
     kind: Literal["coupon"]
-    percent: Annotated[float, Field(gt=0, le=100)]
+    percent: Percent
     cap: Money | None = None  # the most the coupon can be worth
 
 
@@ -70,7 +88,7 @@ class Replacement(Strict):
 
 class Refund(Strict):
     kind: Literal["refund"]
-    percent: Annotated[float, Field(gt=0, le=100)] | None = None
+    percent: Percent | None = None
     amount: Money | None = None
 
     @model_validator(mode="after")
@@ -88,7 +106,7 @@ class Gift(Strict):
 
 class PersonalNote(Strict):
     kind: Literal["personal_note"]
-    cost: Money = 0
+    cost: Money = Decimal(0)
     handwritten: bool = False
 
 
@@ -176,19 +194,21 @@ class Role(Strict):
 class Pricing(Strict):
     """What offers cost us when the offer itself does not say; used to estimate a decision's value."""
 
-    free_shipping_cost: Money = 10
-    trial_daily_price: Money = 1
-    gift_cost: Money = 10
-    order_amount_when_unknown: Money = 50  # for percent offers on complaints without an order
+    free_shipping_cost: Money = Decimal(10)
+    trial_daily_price: Money = Decimal(1)
+    gift_cost: Money = Decimal(10)
+    order_amount_when_unknown: Money = Decimal(50)  # for percent offers on complaints without an order
 
 
 class CompensationPolicy(Strict):
     description: Annotated[str, Field(max_length=2000)] = ""
     currency: CurrencyCode = "USD"
-    exchange_rates: dict[CurrencyCode, Annotated[float, Field(gt=0, le=1e6)]] = {}
+    # units of each other currency that one unit of `currency` buys
+    exchange_rates: dict[CurrencyCode, Number(gt=0, le=1_000_000)] = {}
     authority: Annotated[list[Role], Field(min_length=1)]
     approval_escalation_after: Duration
-    cap_factor: Annotated[float, Field(ge=0, le=100)] = 1.0
+    cap_factor: Number(ge=0, le=100) = Decimal(1)
+    # per CRM source ("*": any other), per currency: the monthly budget, in that currency
     budgets: dict[Annotated[str, Field(min_length=1, max_length=200)], dict[CurrencyCode, Money]] = {}
     pricing: Pricing = Pricing()
     rules: list[Rule] = []
@@ -204,22 +224,33 @@ class CompensationPolicy(Strict):
         roles = [r.role for r in self.authority]
         if len(set(roles)) != len(roles):
             raise ValueError("each role may appear once in `authority`")
-        for role in self.authority:
-            unknown = [c for c in role.limits if not self.knows_currency(c)]
-            if unknown:
-                raise ValueError(
-                    f"role {role.role}: limit in {', '.join(unknown)} but no exchange rate for it; "
-                    f"add it to `exchange_rates`")
         self._check_limits_grow()
         return self
+
+    @field_validator("authority")
+    @classmethod
+    def _limits_convertible(cls, authority: list[Role], info: ValidationInfo) -> list[Role]:
+        # A limit in a currency we cannot convert could never be compared with a grant in another.
+        for role in authority:
+            _refuse_unconvertible(f"role {role.role}: limit", role.limits, info)
+        return authority
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets_convertible(cls, budgets: dict[str, dict[str, Decimal]],
+                             info: ValidationInfo) -> dict[str, dict[str, Decimal]]:
+        # Grants in other currencies are converted into a budget's currency (domain/budgets.py).
+        for source, per_currency in budgets.items():
+            _refuse_unconvertible(f"budget of {source}", per_currency, info)
+        return budgets
 
     def _check_limits_grow(self) -> None:
         # A supervisor who may grant less than an agent would make escalation go backwards.
         for currency in [self.currency, *self.exchange_rates]:
-            previous: tuple[str, float] | None = None
+            previous: tuple[str, Decimal] | None = None
             for role in self.authority:
                 limit = self.role_limit(role, currency)
-                bound = float("inf") if limit is None else limit
+                bound = Decimal("Infinity") if limit is None else limit
                 if previous is not None and bound < previous[1]:
                     raise ValueError(
                         f"`authority` is ordered from the lowest role up: {role.role} may grant less "
@@ -230,13 +261,22 @@ class CompensationPolicy(Strict):
     def knows_currency(self, currency: str) -> bool:
         return currency == self.currency or currency in self.exchange_rates
 
-    def convert(self, amount: float, currency: str) -> float:
-        """An amount written in the policy currency, in `currency` (which must be known)."""
+    def convert(self, amount: Decimal, currency: str) -> Decimal:
+        """An amount written in the policy currency, in `currency` (which must be known); exact,
+        not rounded: the caller rounds to `currency`'s minor units (domain/money.py)."""
         if currency == self.currency:
             return amount
         return amount * self.exchange_rates[currency]
 
-    def role_limit(self, role: Role, currency: str) -> float | None:
+    def convert_between(self, amount: Decimal, from_currency: str, to_currency: str) -> Decimal:
+        """An amount in `from_currency`, in `to_currency` (both known), through the policy currency
+        (`exchange_rates` says how much of each one policy-currency unit buys); not rounded."""
+        if from_currency == to_currency:
+            return amount
+        in_policy = amount if from_currency == self.currency else amount / self.exchange_rates[from_currency]
+        return self.convert(in_policy, to_currency)
+
+    def role_limit(self, role: Role, currency: str) -> Decimal | None:
         if currency in role.limits:
             return role.limits[currency]
         if role.limit is None:
@@ -250,8 +290,17 @@ class CompensationPolicy(Strict):
         # sorted() is stable: equal priorities keep their order in the file.
         return sorted(self.rules, key=lambda r: r.priority)
 
-    def monthly_budget(self, source: str, currency: str) -> float | None:
-        per_currency = self.budgets.get(source, self.budgets.get("*"))
-        if per_currency is None:
-            return None
-        return per_currency.get(currency)
+    def budget_of(self, source: str) -> dict[str, Decimal]:
+        """The monthly budget lines (currency → amount) that apply to `source`: its own, else "*"."""
+        return self.budgets.get(source, self.budgets.get("*", {}))
+
+
+def _refuse_unconvertible(what: str, amounts: dict[str, Any], info: ValidationInfo) -> None:
+    if "currency" not in info.data or "exchange_rates" not in info.data:
+        return  # those fields failed themselves: their errors are reported
+    currency, rates = info.data["currency"], info.data["exchange_rates"]
+    unknown = [c for c in amounts if c != currency and c not in rates]
+    if unknown:
+        raise ValueError(
+            f"{what} in {', '.join(unknown)} but no exchange rate from {currency} to it; "
+            f"add it to `exchange_rates`")

@@ -5,6 +5,9 @@ partial unique index `one_compensation_per_round` refuses a second granted or pe
 the same case and round, whatever races two instances run into. A round is 1 + how often the case
 was reopened, so a reopened case can get a second grant where a rule allows it, and never a third
 in the same round.
+
+Amounts are `numeric` (PostgreSQL's exact decimal, without a fixed scale since migration 3, so 185 JPY
+and 1.852 BHD are stored as they are) and pass through asyncpg as `Decimal`, never as floats.
 """
 from __future__ import annotations
 
@@ -93,12 +96,26 @@ MIGRATIONS = [
         FROM {schema}.decisions WHERE status IN ('granted', 'approved') GROUP BY 1, 2, 3;
         """,
     ),
+    (
+        3,
+        """
+        -- Amounts in each currency's own minor units: numeric(16, 2) would round 1.852 BHD to 1.85.
+        ALTER TABLE {schema}.decisions ALTER COLUMN value TYPE numeric;
+        ALTER TABLE {schema}.budget_spent ALTER COLUMN spent TYPE numeric;
+        -- What a decision spends of a monthly budget, in the budget line's currency (a EUR grant
+        -- spends a USD budget, converted when decided); NULL in older rows: the decision's own.
+        ALTER TABLE {schema}.decisions ADD COLUMN budget_currency text,
+            ADD COLUMN budget_value numeric CHECK (budget_value >= 0);
+        """,
+    ),
 ]
 
+# The ledger row a granted or approved decision adds to (`spending` is the decision's row).
 _SPEND = f"""
     INSERT INTO {SCHEMA}.budget_spent AS b (source, currency, month, spent)
-    SELECT source, currency, date_trunc('month', decided_at AT TIME ZONE 'UTC')::date, value FROM spending
-    WHERE status IN ('granted', 'approved') AND value > 0
+    SELECT source, coalesce(budget_currency, currency), date_trunc('month', decided_at AT TIME ZONE 'UTC')::date,
+           coalesce(budget_value, value) FROM spending
+    WHERE status IN ('granted', 'approved') AND coalesce(budget_value, value) > 0
     ON CONFLICT (source, currency, month) DO UPDATE SET spent = b.spent + EXCLUDED.spent
 """
 
@@ -140,18 +157,22 @@ async def record_reopen(conn: asyncpg.Connection, case_id: str) -> None:
 
 
 async def lock_budget(conn: asyncpg.Connection, source: str, currency: str) -> None:
-    # Two cases of one team decided at once must not both spend the budget's last euros.
+    """Two cases of one team decided at once must not both spend the budget's last euros.
+    `currency` is the budget line's (domain/budgets.py), not the grant's: a EUR and a USD grant
+    that spend one USD line take the same lock."""
     await lock_budgets(conn, [(source, currency)])
 
 
 async def lock_budgets(conn: asyncpg.Connection, budgets: Iterable[tuple[str, str]]) -> None:
-    """Budget locks for a batch, in sorted order (taken after the batch's case locks)."""
+    """Budget locks (source, budget line currency) for a batch, in sorted order (after the case locks)."""
     keys = sorted({f"compensation-budget:{source}:{currency}" for source, currency in budgets})
     await conn.execute("SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM unnest($1::text[]) AS k", keys)
 
 
 async def case_state(conn: asyncpg.Connection, case_id: str, reopens: int, currency: str, source: str,
-                     month_start: datetime) -> CaseState:
+                     month_start: datetime, budget_currency: str | None = None) -> CaseState:
+    """The case's facts for a decision in `currency`: what it was granted (in `currency`) and what
+    `source` spent this month of its budget line in `budget_currency` (default: `currency`)."""
     grant_round = reopens + 1
     row = await conn.fetchrow(
         f"""
@@ -159,27 +180,28 @@ async def case_state(conn: asyncpg.Connection, case_id: str, reopens: int, curre
                count(*) FILTER (WHERE grant_round = $2) AS this_round,
                coalesce(sum(value) FILTER (WHERE currency = $3 AND status IN ('granted', 'pending', 'approved')), 0)
                    AS granted_total
-               , (SELECT spent FROM {SCHEMA}.budget_spent WHERE source = $4 AND currency = $3 AND month = $5)
+               , (SELECT spent FROM {SCHEMA}.budget_spent WHERE source = $4 AND currency = $6 AND month = $5)
                    AS month_spent
         FROM {SCHEMA}.decisions WHERE case_id = $1 AND outcome IN ('granted', 'pending_approval')
         """,
-        case_id, grant_round, currency, source, _month(month_start),
+        case_id, grant_round, currency, source, _month(month_start), budget_currency or currency,
     )
     facts = CaseFacts(
-        granted_total=float(row["granted_total"]),
+        granted_total=row["granted_total"],
         already_compensated=row["compensations"] > 0,
         reopened=reopens > 0 and row["this_round"] == 0,
-        month_spent=float(row["month_spent"] or 0),
+        month_spent=row["month_spent"] or Decimal(0),
     )
     return CaseState(grant_round, facts)
 
 
-async def month_spent(conn: asyncpg.Connection, source: str, currency: str, month_start: datetime) -> float:
+async def month_spent(conn: asyncpg.Connection, source: str, currency: str, month_start: datetime) -> Decimal:
+    """What `source` spent of its budget line in `currency` in the month of `month_start` (UTC)."""
     spent = await conn.fetchval(
         f"SELECT spent FROM {SCHEMA}.budget_spent WHERE source = $1 AND currency = $2 AND month = $3",
         source, currency, _month(month_start),
     )
-    return float(spent or 0)
+    return spent if spent is not None else Decimal(0)
 
 
 def _month(month_start: datetime) -> date:
@@ -191,24 +213,28 @@ async def insert_decision(conn: asyncpg.Connection, *, decision_id: str, decisio
                           inputs: dict[str, Any], decided_at: datetime) -> bool:
     """False when the one-compensation-per-round constraint refused it (another decision won the race)."""
     status = {"granted": "granted", "pending_approval": "pending", "none": "none"}[decision.outcome]
+    # the budget line it spends once granted or approved; without one, its own currency and value
+    budget_currency, budget_value = ((decision.budget.currency, decision.budget.amount) if decision.budget
+                                     else (decision.currency, decision.value))
     # DO NOTHING rather than catching the violation: no savepoint (two round trips) per decision.
     inserted = await conn.fetchval(
         f"""
         WITH spending AS (
             INSERT INTO {SCHEMA}.decisions (decision_id, case_id, customer_id, source, causation_id,
                 grant_round, outcome, status, rule_id, policy_version, offers, value, currency, authority,
-                reason_code, reason_codes, inputs, explanation, decided_at)
+                reason_code, reason_codes, inputs, explanation, decided_at, budget_currency, budget_value)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16, $17::jsonb,
-                    $18::jsonb, $19)
+                    $18::jsonb, $19, $20, $21)
             ON CONFLICT DO NOTHING
-            RETURNING source, currency, decided_at, value, status
+            RETURNING source, currency, decided_at, value, status, budget_currency, budget_value
         ), spend AS ({_SPEND})
         SELECT count(*) FROM spending
         """,
         decision_id, case_id, customer_id, source, causation_id, grant_round, decision.outcome, status,
-        decision.rule_id, decision.policy_version, json.dumps(decision.offers), Decimal(str(decision.value)),
+        decision.rule_id, decision.policy_version, json.dumps(decision.offers), decision.value,
         decision.currency, decision.authority, decision.reason_code, list(decision.reason_codes),
-        json.dumps(inputs, default=str), json.dumps(list(decision.explanation)), decided_at,
+        json.dumps(inputs, default=_json_default), json.dumps(list(decision.explanation)), decided_at,
+        budget_currency, budget_value,
     )
     return inserted == 1
 
@@ -217,11 +243,15 @@ def facts_as_inputs(facts: CaseFacts) -> dict[str, Any]:
     return asdict(facts)
 
 
+def _json_default(value: Any) -> Any:
+    # amounts in the audit's JSON are numbers, as in the events; anything else as text
+    return float(value) if isinstance(value, Decimal) else str(value)
+
+
 def _decision_row(row: asyncpg.Record | None) -> dict[str, Any] | None:
     if row is None:
         return None
-    out = dict(row)
-    out["value"] = float(out["value"])
+    out = dict(row)  # `value` stays a Decimal
     out["offers"] = json.loads(out["offers"]) if isinstance(out["offers"], str) else out["offers"]
     out["reason_codes"] = list(out["reason_codes"])
     return out
@@ -241,7 +271,8 @@ async def settle(conn: asyncpg.Connection, decision_id: str, approved: bool, app
                  settled_at: datetime) -> None:
     await conn.execute(
         f"WITH spending AS (UPDATE {SCHEMA}.decisions SET status = $2, approver_role = $3, approver_id = $4, "
-        "settled_at = $5 WHERE decision_id = $1 RETURNING source, currency, decided_at, value, status) " + _SPEND,
+        "settled_at = $5 WHERE decision_id = $1 "
+        "RETURNING source, currency, decided_at, value, status, budget_currency, budget_value) " + _SPEND,
         decision_id, "approved" if approved else "denied", approver_role, approver_id, settled_at,
     )
 
@@ -268,8 +299,9 @@ async def pending_count(conn: asyncpg.Connection) -> int:
     return await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.decisions WHERE status = 'pending'")
 
 
-async def spent_by_source(conn: asyncpg.Connection, month_start: datetime) -> dict[tuple[str, str], float]:
+async def spent_by_source(conn: asyncpg.Connection, month_start: datetime) -> dict[tuple[str, str], Decimal]:
+    """(source, budget line currency) → spent in the month of `month_start`."""
     rows = await conn.fetch(
         f"SELECT source, currency, spent FROM {SCHEMA}.budget_spent WHERE month = $1", _month(month_start),
     )
-    return {(r["source"], r["currency"]): float(r["spent"]) for r in rows}
+    return {(r["source"], r["currency"]): r["spent"] for r in rows}

@@ -2,12 +2,14 @@
 decided, pending, denied and empty decisions do not, and the ledger agrees with the decisions."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import pytest
 
 from services.compensation import store
-from services.compensation.domain import Decision
+from services.compensation.domain import BudgetCharge, Decision
 from shared import db
 
 pytestmark = pytest.mark.integration
@@ -74,3 +76,41 @@ async def test_a_refused_duplicate_grant_spends_nothing(pool):
         assert again is False, "one compensation per case and round"
     async with pool.acquire() as conn:
         assert await store.month_spent(conn, "web", "EUR", NOV) == 40.0
+
+
+async def test_amounts_keep_their_currency_decimals_and_a_charge_goes_to_its_budget_line(pool):
+    # Migration 3: numeric without a fixed scale (numeric(16, 2) stored 1.852 BHD as 1.85), and the
+    # ledger adds what a decision spends of its budget line, in the line's currency.
+    dinar = replace(decision("granted", 0), value=Decimal("1.852"), currency="BHD")  # 15% × 12.345 BHD
+    euro = replace(decision("granted", 0), value=Decimal("22.36"), currency="EUR",
+                   budget=BudgetCharge("USD", Decimal("24.30")))  # 22.36 EUR / 0.92 = 24.304… → 24.30 USD
+    async with pool.acquire() as conn, conn.transaction():
+        for n, made in enumerate((dinar, euro), 1):
+            assert await store.insert_decision(conn, decision_id=f"d{n}", decision=made, case_id=f"case-{n}",
+                                               customer_id="c", source="web", causation_id=f"e{n}", grant_round=1,
+                                               inputs={}, decided_at=NOV)
+    async with pool.acquire() as conn:
+        stored = await conn.fetchval(f"SELECT value FROM {store.SCHEMA}.decisions WHERE decision_id = 'd1'")
+        assert str(stored) == "1.852"
+        assert await store.month_spent(conn, "web", "BHD", NOV) == Decimal("1.852")
+        assert await store.month_spent(conn, "web", "USD", NOV) == Decimal("24.30")  # the EUR grant, in USD
+        assert await store.month_spent(conn, "web", "EUR", NOV) == 0
+
+
+async def test_a_decision_pending_across_the_upgrade_spends_its_own_currency_when_approved(ns):
+    pool = await db.create_pool(ns.database_url, min_size=1, max_size=2)
+    try:
+        await db.migrate(pool, store.SCHEMA, store.MIGRATIONS[:2])  # the schema before issue 12
+        async with pool.acquire() as conn:
+            await conn.execute(
+                f"INSERT INTO {store.SCHEMA}.decisions (decision_id, case_id, customer_id, source, causation_id,"
+                " grant_round, outcome, status, policy_version, offers, value, currency, reason_code, reason_codes,"
+                " inputs, explanation, decided_at) VALUES ('old', 'case-old', 'c', 'web', 'e', 1, 'pending_approval',"
+                " 'pending', 'v', '[]', 12.50, 'EUR', 'over_agent_limit', '{}', '{}', '[]', $1)", NOV)
+        assert await db.migrate(pool, store.SCHEMA, store.MIGRATIONS) == 1  # migration 3 only
+        async with pool.acquire() as conn, conn.transaction():
+            await store.settle(conn, "old", True, "supervisor", "S-1", DEC)
+        async with pool.acquire() as conn:
+            assert await store.month_spent(conn, "web", "EUR", NOV) == Decimal("12.50")  # no budget line recorded
+    finally:
+        await pool.close()

@@ -6,6 +6,7 @@ import json
 import shutil
 import uuid
 import zlib
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -244,3 +245,35 @@ async def test_reopened_case_gets_a_second_grant_where_a_rule_allows_it(ns, tmp_
     await ns.kafka.publish(CLASSIFIED, third)
     none = (await wait_for_case(ns, event["case_id"], "compensation.none"))[0]
     assert none["reason_code"] == "already_granted"
+
+
+async def test_yen_are_granted_whole_and_a_euro_grant_spends_a_dollar_budget(ns, tmp_path):
+    own_config(ns, tmp_path, edit=("budgets: {}", "budgets:\n  crm-east: {USD: 40}"))
+    ns.service("compensation")
+    # 15% of 1,234 JPY = 185.1 → a 185 JPY coupon; free shipping, 8 USD × 150 = 1,200 JPY, does not fit
+    # in the cap (1,234 − 185 = 1,049 JPY left) and is dropped. crm-west has no budget.
+    yen = classified(order=(1234.0, "JPY"), category="confusing_process", source="crm-west")
+    await ns.kafka.publish(CLASSIFIED, yen)
+    granted = (await wait_for_case(ns, yen["case_id"], "compensation.granted"))[0]
+    assert granted["offers"] == [{"kind": "coupon", "percent": 15, "value": 185.0}]
+    assert (granted["value"], granted["currency"], granted["reason_code"]) == (185, "JPY", "cap_applied")
+    rows = await query(ns, "SELECT value FROM compensation.decisions WHERE decision_id = $1", granted["decision_id"])
+    assert str(rows[0]["value"]) == "185"  # numeric, whole yen
+
+    # 100 EUR: coupon 15 EUR + shipping 8 USD × 0.92 = 7.36 EUR = 22.36 EUR, within the agent's
+    # 50 USD × 0.92 = 46 EUR; it spends 22.36 / 0.92 = 24.304… → 24.30 USD of crm-east's 40 USD budget
+    first = classified(order=(100.0, "EUR"), category="confusing_process")
+    await ns.kafka.publish(CLASSIFIED, first)
+    granted = (await wait_for_case(ns, first["case_id"], "compensation.granted"))[0]
+    assert (granted["value"], granted["currency"], granted["authority"]) == (22.36, "EUR", "agent")
+    ledger = await query(ns, "SELECT currency, spent FROM compensation.budget_spent WHERE source = 'crm-east'")
+    assert [(r["currency"], r["spent"]) for r in ledger] == [("USD", Decimal("24.30"))]
+    # the same again: 24.30 USD > 40 − 24.30 = 15.70 USD left: a supervisor must approve it
+    second = classified(order=(100.0, "EUR"), category="confusing_process")
+    await ns.kafka.publish(CLASSIFIED, second)
+    pending = (await wait_for_case(ns, second["case_id"], "compensation.pending_approval"))[0]
+    assert (pending["value"], pending["authority"], pending["reason_code"]) == (22.36, "supervisor", "budget_exceeded")
+    await ns.kafka.publish(COMPENSATION_APPROVALS, answer(pending, "approved", "supervisor"))
+    await wait_for_case(ns, second["case_id"], "compensation.approved")
+    ledger = await query(ns, "SELECT currency, spent FROM compensation.budget_spent WHERE source = 'crm-east'")
+    assert [(r["currency"], r["spent"]) for r in ledger] == [("USD", Decimal("48.60"))]  # 24.30 + 24.30 USD

@@ -1,6 +1,8 @@
 """The default policy (config/compensation.yaml) does what the service-recovery practice says."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from services.compensation.domain import decide
 
 from .conftest import complaint
@@ -74,7 +76,8 @@ def test_public_complaint_gets_generous_compensation_on_top(default_policy):
     public = decide(complaint((100.0, "USD"), category="confusing_process", public=True), default_policy, "v1")
     assert public.extras == ("public_complaint",)
     assert {"kind": "refund", "percent": 25, "amount": 25.0, "value": 25.0} in public.offers
-    assert public.value == private.value + 25.0
+    # values are exact Decimals now (Decimal + float is a TypeError): 23.00 + 25 = 48.00 USD
+    assert public.value == private.value + 25
 
 
 def test_complaint_no_rule_covers_still_gets_an_apology_and_a_gift(default_policy):
@@ -93,4 +96,5 @@ def test_complaint_without_an_order_is_priced_from_policy_defaults(default_polic
 def test_order_in_euros_is_priced_and_limited_in_euros(default_policy):
     decision = decide(complaint((100.0, "EUR"), category="service_not_offered"), default_policy, "v1")
     assert decision.currency == "EUR"
-    assert decision.value == 27.6  # 60 days × 0.5 USD × 0.92
+    # 60 days × 0.5 USD × 0.92 = 27.6 EUR, an exact Decimal in cents (Decimal("27.60") != the float 27.6)
+    assert decision.value == Decimal("27.60")

@@ -79,7 +79,12 @@ def test_sources_without_their_own_budget_share_the_default_budget():
 
 
 def test_budget_in_one_currency_does_not_limit_another():
-    decision = decide(billing(40.0, "EUR"), policy_from(BUDGETED), "v", CaseFacts(month_spent=1000.0))
+    # Budgets are converted now (issue 12): a source whose only line is USD spends it on EUR grants
+    # too (test_budget_currencies.py). With a EUR line of its own, a EUR grant spends that one and the USD line
+    # does not limit it: 1000 EUR spent of 1100 leaves 100 EUR for this 40 EUR refund, while the
+    # USD line (100) would have been overrun long ago.
+    both = BUDGETED.replace("crm-east: {USD: 100}", "crm-east: {USD: 100, EUR: 1100}")
+    decision = decide(billing(40.0, "EUR"), policy_from(both), "v", CaseFacts(month_spent=1000.0))
     assert decision.outcome == "granted"
 
 
@@ -112,8 +117,12 @@ def test_case_at_its_cap_keeps_only_what_costs_nothing(small_policy):
     assert decision.reason_code == "cap_applied"
 
 
-def test_case_at_its_cap_with_nothing_free_to_offer_gets_none(small_policy):
-    decision = decide(complaint((100.0, "USD"), category="confusing_process"), small_policy, "v",
+def test_case_at_its_cap_with_nothing_free_to_offer_gets_none():
+    # Since issue 12 the fallback stands in for a rule the cap emptied, and the small policy's
+    # fallback has a free note (test_cap_fallback.py: the case at its cap gets that note). Nothing free to
+    # offer therefore means a fallback without a free offer too: a mug (10 USD) does not fit in 0.
+    no_free_fallback = policy_from(SMALL_POLICY.replace("    - {kind: personal_note, handwritten: true}\n", ""))
+    decision = decide(complaint((100.0, "USD"), category="confusing_process"), no_free_fallback, "v",
                       CaseFacts(granted_total=100.0))
     assert (decision.outcome, decision.offers, decision.reason_code) == ("none", [], "cap_reached")
 

@@ -1,12 +1,16 @@
-"""Empowerment limits: which role may grant how much, and who settles an approval."""
+"""Empowerment limits: which role may grant how much, and who settles an approval.
+
+Limits are exact decimals: a role's limit in another currency is its `limit` converted at
+`exchange_rates` and rounded down to that currency's minor units (money.py), unless the policy
+writes one for that currency in `limits`.
+"""
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import NamedTuple
 
 from ..policy import CompensationPolicy
-
-# Float sums of cents land a hair above a limit they equal.
-_EPSILON = 1e-6
+from .money import exact, format_money, round_ceiling
 
 
 class ApprovalCheck(NamedTuple):
@@ -14,22 +18,25 @@ class ApprovalCheck(NamedTuple):
     reason: str
 
 
-def limit_of(role: str, currency: str, policy: CompensationPolicy) -> tuple[bool, float | None]:
-    """(known, limit) of a role in a currency; limit None means no limit."""
+def limit_of(role: str, currency: str, policy: CompensationPolicy) -> tuple[bool, Decimal | None]:
+    """(known, limit) of a role in a currency, in whole minor units of it; limit None means no limit."""
     found = policy.find_role(role)
     if found is None:
         return False, None
     if currency not in found.limits and found.limit is not None and not policy.knows_currency(currency):
         return False, None
-    return True, policy.role_limit(found, currency)
+    limit = policy.role_limit(found, currency)
+    return True, None if limit is None else round_ceiling(limit, currency)
 
 
-def covers(limit: float | None, value: float) -> bool:
-    return limit is None or value <= limit + _EPSILON
+def covers(limit: Decimal | None, value: Decimal | float) -> bool:
+    """Does a limit allow `value` (same currency)? Exact: 50.00 is within a limit of 50."""
+    return limit is None or exact(value) <= limit
 
 
-def lowest_role_covering(value: float, currency: str, policy: CompensationPolicy, *, above_first: bool = False) -> str | None:
-    """The most junior role allowed to grant `value`; `above_first` skips the front-line role."""
+def lowest_role_covering(value: Decimal, currency: str, policy: CompensationPolicy, *,
+                         above_first: bool = False) -> str | None:
+    """The most junior role allowed to grant `value` `currency`; `above_first` skips the front-line role."""
     roles = policy.authority[1:] if above_first and len(policy.authority) > 1 else policy.authority
     for role in roles:
         known, limit = limit_of(role.role, currency, policy)
@@ -38,12 +45,13 @@ def lowest_role_covering(value: float, currency: str, policy: CompensationPolicy
     return None
 
 
-def _format_limit(limit: float | None, currency: str) -> str:
-    return "any amount" if limit is None else f"up to {limit:.2f} {currency}"
+def _format_limit(limit: Decimal | None, currency: str) -> str:
+    return "any amount" if limit is None else f"up to {format_money(limit, currency)}"
 
 
-def check_approval(pending_value: float, currency: str, approver_role: str, policy: CompensationPolicy) -> ApprovalCheck:
-    """May someone of `approver_role` approve or deny a pending compensation of this value?"""
+def check_approval(pending_value: Decimal | float, currency: str, approver_role: str,
+                   policy: CompensationPolicy) -> ApprovalCheck:
+    """May someone of `approver_role` approve or deny a pending compensation of `pending_value` `currency`?"""
     known_roles = ", ".join(r.role for r in policy.authority)
     if policy.find_role(approver_role) is None:
         return ApprovalCheck(False, f"unknown approver role {approver_role!r}: the policy knows {known_roles}")
@@ -56,7 +64,7 @@ def check_approval(pending_value: float, currency: str, approver_role: str, poli
         return ApprovalCheck(
             False,
             f"role {approver_role} may approve {_format_limit(limit, currency)}, "
-            f"this compensation is {pending_value:.2f} {currency}{who}")
+            f"this compensation is {format_money(pending_value, currency)}{who}")
     return ApprovalCheck(True, f"within the {approver_role} limit ({_format_limit(limit, currency)})")
 
 

@@ -6,21 +6,28 @@ Order of reasoning, as a support manager would:
 2. the first rule that matches (by priority, then file order) decides the offers, or the fallback
    when none matches, so the customer always gets something; matching extras add a little more;
 3. the total granted on the case stays within order total × cap factor unless the rule allows more:
-   offers that do not fit are trimmed (coupons and refunds cut down) or dropped;
+   offers that do not fit are trimmed (coupons and refunds cut down) or dropped; when that leaves
+   the matched rule with no offer at all, the fallback's offers that fit are offered instead (with
+   the extras that fit), so a cap never turns a complaint away with nothing;
 4. within the front-line limit and the team's monthly budget the grant is automatic; above it, it
    waits for the lowest role whose limit covers it; above every limit, the fallback is offered instead.
+
+Amounts are exact decimals in the decision's currency, each offer rounded to its minor units (money.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 from shared.events import ComplaintClassified
 
 from ..policy import CompensationPolicy, Extra, Fallback, Rule
 from .approvals import lowest_role_covering
-from .costing import PricedOffer, Terms, cents, describe, order_terms, price, shrink
+from .budgets import BudgetCharge, BudgetLine, budget_line, charge
+from .costing import PricedOffer, Terms, describe, order_terms, price, shrink
 from .matching import mismatches
+from .money import ZERO, exact, format_amount, format_money, round_ceiling
 
 Outcome = Literal["granted", "pending_approval", "none"]
 
@@ -33,22 +40,27 @@ REASON_PRECEDENCE = (
 
 @dataclass(frozen=True)
 class CaseFacts:
-    """What the store knows about the case and the team; amounts in the decision's currency."""
+    """What the store knows about the case and the team. Numbers given as floats are read exactly."""
 
-    granted_total: float = 0.0  # granted or awaiting approval on this case so far
+    granted_total: Decimal = ZERO  # granted or awaiting approval on this case so far, in the decision's currency
     # The case already got a compensation (granted, or sent for approval): one per case.
     already_compensated: bool = False
     # The case was reopened since its last compensation (or, without one, at all).
     reopened: bool = False
-    month_spent: float = 0.0  # granted this month for the complaint's source
+    # spent this month from the budget line the grant counts against (budgets.py), in that line's currency
+    month_spent: Decimal = ZERO
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "granted_total", exact(self.granted_total))
+        object.__setattr__(self, "month_spent", exact(self.month_spent))
 
 
 @dataclass(frozen=True)
 class Decision:
     outcome: Outcome
     rule_id: str | None
-    offers: list[dict[str, Any]]
-    value: float
+    offers: list[dict[str, Any]]  # the contract's form: amounts as JSON numbers
+    value: Decimal  # total estimated cost, in `currency`, in whole minor units
     currency: str
     authority: str | None
     reason_code: str
@@ -56,6 +68,10 @@ class Decision:
     explanation: tuple[str, ...]
     policy_version: str
     extras: tuple[str, ...] = ()
+    budget: BudgetCharge | None = None  # what it spends of a monthly budget once granted or approved
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", exact(self.value))
 
 
 @dataclass
@@ -64,22 +80,29 @@ class _Draft:
 
     terms: Terms
     source: str
+    budget: BudgetLine | None = None
     lines: list[str] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
 
     def finish(self, outcome: Outcome, rule_id: str | None, offers: list[PricedOffer], authority: str | None,
-               version: str, extras: tuple[str, ...] = ()) -> Decision:
-        value = cents(sum(o.cost for o in offers))
+               version: str, extras: tuple[str, ...] = (), spends: BudgetCharge | None = None) -> Decision:
+        value = _total(offers)
         codes = tuple(c for c in REASON_PRECEDENCE if c in self.codes)
-        self.lines.append(f"decision: {outcome}, value {value:.2f} {self.terms.currency}, "
+        self.lines.append(f"decision: {outcome}, value {format_money(value, self.terms.currency)}, "
                           f"authority {authority or '-'}, reason {codes[0]}")
         return Decision(outcome, rule_id, [o.contract for o in offers], value, self.terms.currency, authority,
-                        codes[0], codes, tuple(self.lines), version, extras)
+                        codes[0], codes, tuple(self.lines), version, extras, spends)
+
+
+def _total(offers: list[PricedOffer]) -> Decimal:
+    return sum((o.cost for o in offers), ZERO)
 
 
 def decide(complaint: ComplaintClassified, policy: CompensationPolicy, policy_version: str,
            facts: CaseFacts = CaseFacts()) -> Decision:
-    draft = _Draft(order_terms(complaint, policy), complaint.source)
+    """What `complaint` gets under `policy`, given what the store knows (`facts`); pure, no I/O."""
+    terms = order_terms(complaint, policy)
+    draft = _Draft(terms, complaint.source, budget_line(policy, complaint.source, terms.currency))
     if draft.terms.note:
         draft.lines.append(f"note: {draft.terms.note}; pricing defaults used")
     if facts.already_compensated and not facts.reopened:
@@ -137,70 +160,106 @@ def _select_extras(complaint: ComplaintClassified, policy: CompensationPolicy, f
     return chosen
 
 
-def _apply_cap(offers: list[PricedOffer], allow_over_cap: bool, policy: CompensationPolicy, facts: CaseFacts,
-               draft: _Draft) -> list[PricedOffer]:
-    terms = draft.terms
+def _cap_ceiling(policy: CompensationPolicy, terms: Terms) -> Decimal | None:
+    """Order total × cap_factor in whole minor units, rounded down; None without an order."""
     if terms.order_amount is None:
-        return offers
-    ceiling = cents(terms.order_amount * policy.cap_factor)
-    wanted = cents(facts.granted_total + sum(o.cost for o in offers))
-    if wanted <= ceiling:
-        return offers
+        return None
+    return round_ceiling(terms.order_amount * policy.cap_factor, terms.currency)
+
+
+def _apply_cap(offers: list[PricedOffer], allow_over_cap: bool, policy: CompensationPolicy, facts: CaseFacts,
+               draft: _Draft) -> tuple[list[PricedOffer], bool]:
+    """The offers that fit under the case's cap, in order, and whether any was cut or dropped."""
+    ceiling = _cap_ceiling(policy, draft.terms)
+    wanted = facts.granted_total + _total(offers)
+    if ceiling is None or wanted <= ceiling:
+        return offers, False
+    currency = draft.terms.currency
     if allow_over_cap:
-        draft.lines.append(f"cap: {wanted:.2f} exceeds {ceiling:.2f} {terms.currency}, allowed by the rule")
-        return offers
+        draft.lines.append(f"cap: {format_amount(wanted, currency)} exceeds {format_money(ceiling, currency)}, "
+                           "allowed by the rule")
+        return offers, False
     room = ceiling - facts.granted_total
     kept: list[PricedOffer] = []
     for offer in offers:
-        if offer.cost <= room + 1e-6:
+        if offer.cost <= room:
             kept.append(offer)
             room -= offer.cost
-        elif (cut := shrink(offer, room)) is not None:
+        elif (cut := shrink(offer, room, currency)) is not None:
             kept.append(cut)
-            room = 0
+            room = ZERO
     draft.lines.append(
-        f"cap: case total would be {wanted:.2f}, cap is {ceiling:.2f} {terms.currency} "
-        f"(order total × {policy.cap_factor:g}, {facts.granted_total:.2f} already granted): offers trimmed")
-    draft.codes.append("cap_applied" if kept else "cap_reached")
-    return kept
+        f"cap: case total would be {format_amount(wanted, currency)}, cap is {format_money(ceiling, currency)} "
+        f"(order total × {policy.cap_factor:g}, {format_amount(facts.granted_total, currency)} already granted): "
+        "offers trimmed")
+    return kept, True
+
+
+def _may_fall_back(rule: Rule | Fallback, policy: CompensationPolicy, facts: CaseFacts) -> bool:
+    # The fallback stands in for a rule, never for itself; on a second grant only where it allows one.
+    return rule is not policy.fallback and (policy.fallback.allow_on_reopen or not facts.already_compensated)
+
+
+def _fallback_offers(draft: _Draft, policy: CompensationPolicy) -> list[PricedOffer]:
+    return [price(o, draft.terms, policy, policy.fallback.id) for o in policy.fallback.offers]
 
 
 def _settle(rule: Rule | Fallback, offers: list[PricedOffer], extras: tuple[str, ...], policy: CompensationPolicy,
             version: str, facts: CaseFacts, draft: _Draft) -> Decision:
-    offers = _apply_cap(offers, rule.allow_over_cap, policy, facts, draft)
-    if not offers:
+    kept, trimmed = _apply_cap(offers, rule.allow_over_cap, policy, facts, draft)
+    if trimmed and not any(o.rule_id == rule.id for o in kept) and _may_fall_back(rule, policy, facts):
+        # "Every complaint gets something": the cap left the rule nothing, the fallback stands in.
+        draft.lines.append(f"the cap leaves rule {rule.id} no offer: offering the fallback "
+                           f"{policy.fallback.id} instead, where it fits")
+        draft.codes += ["cap_applied", "fallback"]
+        extra_offers = [o for o in offers if o.rule_id != rule.id]
+        return _settle(policy.fallback, _fallback_offers(draft, policy) + extra_offers, extras, policy, version,
+                       facts, draft)
+    if trimmed:
+        draft.codes.append("cap_applied" if kept else "cap_reached")
+    if not kept:
         return draft.finish("none", rule.id, [], None, version)
+    return _authorise(rule, kept, extras, policy, version, facts, draft)
+
+
+def _authorise(rule: Rule | Fallback, offers: list[PricedOffer], extras: tuple[str, ...], policy: CompensationPolicy,
+               version: str, facts: CaseFacts, draft: _Draft) -> Decision:
+    """Who may grant `offers`: the front line at once, a higher role, or nobody (then the fallback)."""
     draft.lines.extend("offer " + describe(o, draft.terms.currency) for o in offers)
-    value = cents(sum(o.cost for o in offers))
+    value = _total(offers)
     currency = draft.terms.currency
     authority = lowest_role_covering(value, currency, policy)
     if authority is None:
         draft.codes.append("over_all_limits")
-        draft.lines.append(f"{value:.2f} {currency} is above every role's limit")
+        draft.lines.append(f"{format_money(value, currency)} is above every role's limit")
         if rule is policy.fallback:
             return draft.finish("none", rule.id, [], None, version)
         draft.lines.append(f"offering the fallback {policy.fallback.id} instead")
-        fallback_offers = [price(o, draft.terms, policy, policy.fallback.id) for o in policy.fallback.offers]
-        return _settle(policy.fallback, fallback_offers, (), policy, version, facts, draft)
+        return _settle(policy.fallback, _fallback_offers(draft, policy), (), policy, version, facts, draft)
+    spends = None if draft.budget is None else charge(value, currency, draft.budget, policy)
     if authority != policy.authority[0].role:
         draft.codes.append("over_agent_limit")
-        return draft.finish("pending_approval", rule.id, offers, authority, version, extras)
-    if _over_budget(value, policy, facts, draft):
+        return draft.finish("pending_approval", rule.id, offers, authority, version, extras, spends)
+    if _over_budget(spends, facts, draft):
         draft.codes.append("budget_exceeded")
         approver = lowest_role_covering(value, currency, policy, above_first=True)
-        return draft.finish("pending_approval", rule.id, offers, approver, version, extras)
+        return draft.finish("pending_approval", rule.id, offers, approver, version, extras, spends)
     draft.codes.append("within_agent_limit")
-    return draft.finish("granted", rule.id, offers, authority, version, extras)
+    return draft.finish("granted", rule.id, offers, authority, version, extras, spends)
 
 
-def _over_budget(value: float, policy: CompensationPolicy, facts: CaseFacts, draft: _Draft) -> bool:
-    source = draft.source
-    budget = policy.monthly_budget(source, draft.terms.currency)
-    if budget is None or value == 0:
+def _over_budget(spends: BudgetCharge | None, facts: CaseFacts, draft: _Draft) -> bool:
+    """Would the grant overrun its source's monthly budget line? (budgets.py says which line.)"""
+    if spends is None or spends.amount == 0:
         return False
-    remaining = cents(budget - facts.month_spent)
-    if value <= remaining + 1e-6:
-        draft.lines.append(f"budget of {source or 'default'}: {remaining:.2f} {draft.terms.currency} left this month, enough")
+    line = draft.budget
+    assert line is not None  # a charge is only worked out against a line
+    who = draft.source or "default"
+    remaining = line.amount - facts.month_spent
+    costs = format_money(spends.amount, spends.currency)
+    left = format_money(remaining, spends.currency)
+    if spends.amount <= remaining:
+        draft.lines.append(f"budget of {who}: {left} left this month, this grant spends {costs}: enough")
         return False
-    draft.lines.append(f"budget of {source or 'default'}: only {remaining:.2f} {draft.terms.currency} left this month: needs approval")
+    draft.lines.append(f"budget of {who}: only {left} left this month, this grant spends {costs}: needs approval")
     return True

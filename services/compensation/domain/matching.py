@@ -5,6 +5,7 @@ from shared.events import ComplaintClassified
 
 from ..policy import CompensationPolicy, When
 from .costing import Terms
+from .money import format_amount, format_money
 
 # The `when` keys that compare one field of the complaint against a value or a list of values.
 _LISTED = ("category", "severity", "temperament", "loyalty", "publicity_risk", "channel")
@@ -49,15 +50,17 @@ def _amount_mismatch(when: When, terms: Terms, policy: CompensationPolicy) -> st
     assert bounds is not None
     if terms.order_amount is None:
         return "order amount is unknown (no order, or a currency without an exchange rate), rule needs one"
-    low = None if bounds.min is None else policy.convert(bounds.min, terms.currency)
-    high = None if bounds.max is None else policy.convert(bounds.max, terms.currency)
+    currency = terms.currency
+    # exact comparison with the bounds converted, not rounded: inclusive means inclusive
+    low = None if bounds.min is None else policy.convert(bounds.min, currency)
+    high = None if bounds.max is None else policy.convert(bounds.max, currency)
     amount = terms.order_amount
     if (low is not None and amount < low) or (high is not None and amount > high):
         if low is None:
-            wanted = f"at most {high:.2f}"
+            wanted = f"at most {format_amount(high, currency)}"
         elif high is None:
-            wanted = f"at least {low:.2f}"
+            wanted = f"at least {format_amount(low, currency)}"
         else:
-            wanted = f"{low:.2f} to {high:.2f}"
-        return f"order amount is {amount:.2f} {terms.currency}, rule wants {wanted}"
+            wanted = f"{format_amount(low, currency)} to {format_amount(high, currency)}"
+        return f"order amount is {format_money(amount, currency)}, rule wants {wanted}"
     return None

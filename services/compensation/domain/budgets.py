@@ -1,0 +1,53 @@
+"""Monthly budgets per CRM source: which budget line a grant spends, and how much of it.
+
+A source's budget (`budgets:` in config/compensation.yaml, its own entry or "*") has one line per
+currency, each in that currency. A grant spends:
+1. the line in the grant's own currency, when the source has one;
+2. otherwise the line in the policy currency;
+3. otherwise the first line written;
+converted into that line's currency at `exchange_rates` (through the policy currency) and rounded
+half-up to its minor units. So `crm-east: {USD: 2000}` limits EUR and JPY grants too, and
+`crm-east: {USD: 2000, EUR: 1800}` keeps euros apart from dollars.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ..policy import CompensationPolicy
+from .money import round_money
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    """The monthly budget a grant counts against: `amount` per UTC calendar month, in `currency`."""
+
+    currency: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class BudgetCharge:
+    """What one decision spends of a budget line when it is granted or approved."""
+
+    currency: str
+    amount: Decimal  # in `currency`, in whole minor units
+
+
+def budget_line(policy: CompensationPolicy, source: str, currency: str) -> BudgetLine | None:
+    """The line a grant in `currency` from `source` spends (rules above); None: no budget applies."""
+    lines = policy.budget_of(source)
+    if not lines:
+        return None
+    for wanted in (currency, policy.currency):
+        if wanted in lines:
+            return BudgetLine(wanted, lines[wanted])
+    first = next(iter(lines))
+    return BudgetLine(first, lines[first])
+
+
+def charge(value: Decimal, currency: str, line: BudgetLine, policy: CompensationPolicy) -> BudgetCharge:
+    """A grant of `value` `currency`, in the line's currency: converted, rounded half-up.
+    45.00 EUR against a USD line at 0.92 EUR per USD: 45 / 0.92 = 48.913… → 48.91 USD."""
+    converted = policy.convert_between(value, currency, line.currency)
+    return BudgetCharge(line.currency, round_money(converted, line.currency))
