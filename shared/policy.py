@@ -70,7 +70,8 @@ def parse_policy(text: str, model: type[P], path: str = "<policy>") -> P:
     if tree is None:
         raise PolicyError(f"{path}: the file is empty")
     try:
-        return model.model_validate(tree)
+        # Validators may look beside the file (compensation checks the categories of classification.yaml).
+        return model.model_validate(tree, context={"policy_file": Path(path)})
     except ValidationError as exc:
         raise PolicyError(_describe(path, tree, exc)) from None
 

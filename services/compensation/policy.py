@@ -12,23 +12,42 @@ nearest binary fraction); rounding to a currency's minor units is the domain's (
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from shared.durations import Duration
 from shared.events import Channel, Loyalty, PublicityRisk, Severity, Temperament
 
-# The categories intake assigns (config/classification.yaml). Naming one that intake never emits
-# would make a rule silently dead, so the policy is refused instead.
-CATEGORIES = (
-    "wrong_item_or_install", "defect", "damaged_in_transit", "delay", "billing",
-    "confusing_process", "service_not_offered", "staff_behaviour", "satisfaction", "other",
-)
-Category = Literal[
-    "wrong_item_or_install", "defect", "damaged_in_transit", "delay", "billing",
-    "confusing_process", "service_not_offered", "staff_behaviour", "satisfaction", "other",
-]
+def _known_category(name: str, info: ValidationInfo) -> str:
+    # The categories are the organisation's (config/classification.yaml), not this code's. Naming
+    # one that intake never assigns would make a rule silently dead, so when the classification
+    # policy sits beside this file, a category it does not have is refused.
+    known = intake_categories(info.context.get("policy_file") if info.context else None)
+    if known is not None and name not in known:
+        raise ValueError(f"category {name!r} is not in classification.yaml beside this file "
+                         f"(it has {', '.join(sorted(known))})")
+    return name
+
+
+def intake_categories(policy_file: Path | None) -> frozenset[str] | None:
+    """The category names of the classification.yaml next to `policy_file` (its categories and its
+    fallback), or None when there is none or it cannot be read (then any name is accepted)."""
+    if policy_file is None:
+        return None
+    path = Path(policy_file).with_name("classification.yaml")
+    try:
+        tree = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        names = {str(c["name"]) for c in tree["categories"]}
+    except (OSError, YAMLError, KeyError, TypeError):
+        return None
+    return frozenset(names | {str(tree.get("fallback_category", "other"))})
+
+
+Category = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60), AfterValidator(_known_category)]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 

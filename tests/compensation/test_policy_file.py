@@ -1,6 +1,8 @@
 """What an admin may and may not write in config/compensation.yaml."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from services.compensation.domain import decide
@@ -24,9 +26,23 @@ def test_misspelt_key_is_refused_with_its_line():
         policy_from(text)
 
 
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
 def test_category_intake_never_assigns_is_refused():
     with pytest.raises(PolicyError, match="rules.0.when.category"):
-        policy_from(SMALL_POLICY.replace("category: confusing_process", "category: confusing"))
+        policy_from(SMALL_POLICY.replace("category: confusing_process", "category: confusing"),
+                    str(CONFIG / "compensation.yaml"))
+
+
+def test_the_categories_are_the_organisations_own(tmp_path):
+    # An airline's classification.yaml defines lost_luggage: its compensation rules may name it.
+    (tmp_path / "classification.yaml").write_text(
+        (CONFIG / "classification.yaml").read_text().replace("  - name: satisfaction\n", "  - name: lost_luggage\n    keywords: []\n  - name: satisfaction\n"))
+    text = SMALL_POLICY.replace("category: confusing_process", "category: lost_luggage")
+    assert policy_from(text, str(tmp_path / "compensation.yaml")).rules[0].when.category == ["lost_luggage"]
+    with pytest.raises(PolicyError, match="category 'lost_luggage' is not in classification.yaml beside this file"):
+        policy_from(text, str(CONFIG / "compensation.yaml"))
 
 
 def test_refund_needs_exactly_one_of_percent_or_amount():
