@@ -66,7 +66,7 @@ def explain(
     granted_total: float = typer.Option(0.0, help="Already granted on this case"),
     already_granted: bool = typer.Option(False, help="The case was already compensated"),
     reopened: bool = typer.Option(False, help="The case was reopened"),
-    month_spent: float = typer.Option(0.0, help="Granted this month for the complaint's source"),
+    month_spent: float = typer.Option(0.0, help="Spent this month from the budget line the grant counts against, in that line's currency"),
 ) -> None:
     """Which compensation rule matches a complaint, which do not and why, the offers, cost and authority."""
     from services.compensation import cli as compensation_cli
