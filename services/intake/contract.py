@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
 from pydantic_core import PydanticCustomError
 
 from shared.events import Channel, Id, Inbound, Loyalty, Order
@@ -30,6 +30,10 @@ def _known_time_zone(key: str) -> str:
         # Custom error type so the message carries no "Value error, " prefix and no value.
         raise PydanticCustomError("time_zone", "Input should be an IANA time zone like 'Europe/Berlin'") from None
     return key
+
+
+def _blank_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_known_time_zone)]
@@ -63,7 +67,8 @@ class Complaint(Inbound):
     subject: Annotated[str, Field(max_length=MAX_SUBJECT_CHARS)]
     description: Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS)]
     # Optional (a contract addition): the CRM's own category, mapped by the policy's crm_categories.
-    crm_category: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    # Empty or blank text means "none" rather than a reason to refuse the whole complaint.
+    crm_category: Annotated[Annotated[str, Field(max_length=100)] | None, BeforeValidator(_blank_is_none)] = None
 
 
 RejectReason = Literal["too_large", "not_json", "not_an_object", "invalid_text", "invalid_fields", "empty"]

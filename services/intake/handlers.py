@@ -1,7 +1,8 @@
 """Intake's subscriber: complaint in → case recorded → `complaint.classified` into the outbox."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -11,37 +12,69 @@ from faststream.kafka.annotations import KafkaMessage
 from services.intake import metrics, store
 from services.intake.contract import Complaint, parse_complaint
 from services.intake.classifier.holder import ClassifierHolder
+from services.intake.classifier.model import TextClassifier
 from services.intake.domain import Prediction, classify, complaint_text, decided_without_model
 from services.intake.policy import ClassificationPolicy
 from shared.events import CLASSIFIED, ComplaintClassified
 from shared.inbound import every_record
 from shared.outbox import enqueue
-from shared.policy import PolicyHolder
+from shared.policy import PolicyError, PolicyHolder
 from shared.service import ServiceRuntime
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Intake:
     runtime: ServiceRuntime
     policy: PolicyHolder[ClassificationPolicy]
-    classifier: ClassifierHolder | None = None  # None: the policy has no `model` section
+    classifier: ClassifierHolder | None = None  # None until the policy has a `model` section
+    # Opens the classifier when a policy edit adds a `model` section to a running intake.
+    open_classifier: Callable[[], ClassifierHolder] | None = None
     # The model's opinions of the batch being handled, by event id: `predict_batch` fills it for a
     # whole fetched batch at once (one model call is far cheaper than one per complaint), `record`
     # takes its complaint's out. Only a cache: a complaint missing from it is predicted alone.
     _predicted: dict[str, Prediction | None] = field(default_factory=dict)
+    _tried_for: str | None = None      # the policy version the classifier was last tried to be opened for
+    _checked_fit: tuple[str, str] | None = None  # (policy, model) versions last compared
+
+    def _model(self) -> TextClassifier | None:
+        """The classifier in force, opened on first need; None while the policy has no `model`
+        section or its artifact cannot be opened (logged and counted once per policy version)."""
+        loaded = self.policy.current()
+        if loaded.policy.model is None:
+            return None
+        if self.classifier is None and self.open_classifier is not None and self._tried_for != loaded.version:
+            self._tried_for = loaded.version
+            try:
+                self.classifier = self.open_classifier()
+            except PolicyError as exc:
+                log.error("the policy asks for the learned classifier, which cannot be opened; keywords decide:\n%s", exc)
+                metrics.classifier_refusals.inc()
+        if self.classifier is None:
+            return None
+        model = self.classifier.current()
+        if self._checked_fit != (loaded.version, model.version):
+            self._checked_fit = (loaded.version, model.version)
+            missing = sorted(set(loaded.policy.category_names) - set(model.policy.categories))
+            if missing:
+                log.warning("classifier %s cannot predict categories of policy %s: %s (no examples when it was "
+                            "trained): run `helpdesk classifier train`", model.version, loaded.version, ", ".join(missing))
+        return model.policy
 
     def predictions(self, complaints: Sequence[Complaint]) -> list[Prediction | None]:
         """The learned classifier's opinion of each complaint; None where the policy has no model
         or where the CRM's category or a strong keyword match decides without it."""
         policy = self.policy.current().policy
         out: list[Prediction | None] = [None] * len(complaints)
-        if self.classifier is None or policy.model is None:
+        model = self._model()
+        if model is None:
             return out
         texts = [complaint_text(c) for c in complaints]
         wanted = [i for i, (c, text) in enumerate(zip(complaints, texts))
                   if decided_without_model(text, policy, c.crm_category) is None]
         if wanted:
-            predicted = self.classifier.current().policy.predict([texts[i] for i in wanted])
+            predicted = model.predict([texts[i] for i in wanted])
             for i, one in zip(wanted, predicted):
                 out[i] = one
                 metrics.classifier_confidence.observe(one.confidence)

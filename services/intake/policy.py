@@ -98,7 +98,7 @@ class ModelRules(Strict):
 
     examples: Annotated[str, Field(min_length=1)] | None = "classification_examples.yaml"
     history: list[HistoryFile] = []
-    min_confidence: Annotated[float, Field(gt=0, le=1)] = 0.5
+    min_confidence: Annotated[float, Field(gt=0, le=1)] = 0.25
     keywords_win_at: Annotated[int, Field(ge=1, le=10)] = 2
 
 
@@ -154,10 +154,12 @@ class PublicityRules(Strict):
 
 
 class PriorityFloor(Strict):
-    """At least `priority` for complaints in these categories whose publicity risk is this."""
+    """At least `priority` for complaints in these categories that are public (when `public` is
+    given) and have this publicity risk (when `publicity_risk` is given)."""
 
     categories: Annotated[list[CategoryName], Field(min_length=1)]
-    publicity_risk: PublicityRisk = "high"
+    public: bool | None = None
+    publicity_risk: PublicityRisk | None = None
     priority: Priority
 
 

@@ -85,26 +85,76 @@ def test_a_public_post_about_damage_is_p1(policy):
                   description="Photos attached. Smashed to pieces on the way back from Lisbon.")
     result = classify(c, policy, 0)
     assert (result.category, result.publicity_risk, result.priority) == ("damaged_in_transit", "high", "P1")
-    assert "priority P1: damaged_in_transit with high publicity risk (was P2: P3 for medium severity, raised for publicity risk)" in result.reasons
+    assert "priority P1: damaged_in_transit in a public complaint (was P2: P3 for medium severity, raised for publicity risk)" in result.reasons
 
 
 def test_a_private_complaint_about_damage_keeps_the_matrix_priority(policy):
     c = complaint(channel="email", subject="Suitcase", description="It came back smashed.")
     assert classify(c, policy, 0).priority == "P3"
+    # A private message on a social channel is a publicity risk, but not a public post: no floor.
+    dm = complaint(channel="social", public=False, subject="Suitcase", description="It came back smashed.")
+    assert classify(dm, policy, 0).priority == "P2"
 
 
 def test_a_burning_smell_and_a_tripped_fuse_are_a_safety_risk(policy):
     c = complaint(subject="Kettle", description="The kettle started giving off a smell of burning plastic and tripped the fuse.")
     result = classify(c, policy, 0, opinion("defect", 0.7))
     assert (result.category, result.severity) == ("defect", "critical")
-    assert any(r.startswith("safety concern: 'burning', 'tripped the fuse'") for r in result.reasons)
+    assert any(r.startswith("safety concern: 'smell of burning', 'burning plastic', 'tripped the fuse'") for r in result.reasons)
 
 
 def test_sarcastic_praise_reads_as_negative(policy):
-    c = complaint(subject="Great", description="Oh great, another week without a fridge. Thanks a lot, really brilliant.")
+    c = complaint(subject="Fridge", description="Oh great, another week without a fridge. Thanks a lot.")
     result = classify(c, policy, 0)
     assert result.temperament == "upset"
-    assert any("sarcasm 'oh great', 'thanks a lot'" in r for r in result.reasons)
+    assert any("sarcasm 'oh great'" in r for r in result.reasons)
+
+
+def test_genuine_thanks_is_not_read_as_sarcasm(policy):
+    c = complaint(subject="Thank you", description="Thanks a lot for sorting my refund so quickly! Sarah was brilliant, "
+                  "really helpful and kind. Great job, wonderful service, I love how easy it was.")
+    assert classify(c, policy, 0).temperament == "calm"
+
+
+def test_a_very_long_description_is_scored_sentence_by_sentence_in_linear_time(policy):
+    import time
+
+    text = ("Not good, but great! I hate it, I love it, terrible, wonderful. " * 400)[:20_000]
+    started = time.process_time()
+    classify(complaint(subject="long", description=text), policy, 0)
+    # A fixed bound would be a timing assertion; this one is 50 times what it takes here (~20 ms),
+    # while scoring the whole text at once took over a second.
+    assert time.process_time() - started < 1.0
+
+
+@pytest.mark.parametrize("text", [
+    "The fire sale prices were a lie.", "You should fire the rude employee.", "My feelings were hurt.",
+    "I work at the hospital, so please deliver after 6pm.", "I got a shock when I saw the bill.",
+    "The cheese on my toastie wasn't even melted.", "The smoking area outside your cafe is filthy.",
+    "The hazard lights sticker peeled off.", "That price will burn a hole in your pocket.",
+    "The toast was burnt and the coffee burned.",
+])
+def test_everyday_idioms_are_no_safety_risk(policy, text):
+    assert not any(r.startswith("safety concern") for r in classify(complaint(subject="", description=text), policy, 0).reasons)
+
+
+@pytest.mark.parametrize("text", [
+    "My son got burned by the kettle.", "I burned my hand on the iron handle.", "There is a strong smell of gas.",
+    "The charger gave me a jolt.", "Der Wasserkocher hat Funken gesprüht.", "Il forno fa scintille.",
+    "There was a shard of glass in my child's yoghurt.", "The battery swelled up and got too hot to touch.",
+])
+def test_injuries_and_hazards_in_customers_words_are_critical(policy, text):
+    assert classify(complaint(subject="", description=text), policy, 0).severity == "critical"
+
+
+def test_the_crm_category_matches_ignoring_case_and_spaces_and_blank_means_none(policy):
+    assert decide_category("x", policy, opinion("delay", 0.9), " refund ").category == "billing"
+    assert complaint(crm_category="  ").crm_category is None
+
+
+def test_the_fallback_category_is_reviewed_even_when_the_model_is_sure(policy):
+    d = decide_category("Please call me back.", policy, opinion("other", 0.8))
+    assert (d.category, d.decided_by, d.needs_review) == ("other", "model", True)
 
 
 def test_plainly_negative_words_make_an_upset_customer(policy):

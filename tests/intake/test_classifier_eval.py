@@ -72,4 +72,35 @@ def test_eval_refuses_a_missing_column_clearly(tmp_path):
     data.write_text("body,label\nx,y\n", encoding="utf-8")
     result = runner.invoke(app, ["classifier", "eval", "--data", str(data)])
     assert result.exit_code == 1
-    assert "no column 'text', 'category'; it has body, label" in result.output
+    assert "no column 'text', 'category'; it has 'body', 'label'" in result.output
+
+
+def test_eval_and_train_mistakes_get_a_message_not_a_traceback(tmp_path):
+    one_class = tmp_path / "one.csv"
+    one_class.write_text("text,category\nlate again,delay\nstill not here,delay\n", encoding="utf-8")
+    few = tmp_path / "few.csv"
+    few.write_text("text,category\nlate again,delay\nyou charged me twice,billing\nstill not here,delay\n", encoding="utf-8")
+    for args, code, message in (
+        (["--data", str(few), "--cv", "1"], 2, "--cv needs at least 2 folds"),
+        (["--data", str(few), "--cv", "5"], 1, "cannot evaluate:"),
+        (["--data", str(one_class), "--train", str(one_class)], 1, "at least two categories"),
+    ):
+        result = runner.invoke(app, ["classifier", "eval", *args])
+        assert result.exit_code == code, result.output
+        assert message in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["classifier", "train", "--output", str(tmp_path)])
+    assert result.exit_code == 1 and "cannot write the artifact" in result.output
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*.partial"))
+
+
+def test_csv_files_from_spreadsheets_and_empty_files(tmp_path):
+    from services.intake.classifier.training import TrainingDataError, read_history
+    from services.intake.policy import HistoryFile
+
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("\ufefftext,category\nlate again,delay\n".encode("utf-8"))
+    assert read_history(bom, HistoryFile(file="excel.csv")).labels == ["delay"]
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(TrainingDataError, match="empty file: expected a header row"):
+        read_history(empty, HistoryFile(file="empty.csv"))

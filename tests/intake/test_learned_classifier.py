@@ -176,3 +176,37 @@ def test_a_history_file_without_the_named_column_is_refused(tmp_path):
     (tmp_path / "h.csv").write_text("body,label\nx,y\n")
     with pytest.raises(TrainingDataError, match="no column 'text'"):
         read_history(tmp_path / "h.csv", HistoryFile(file="h.csv"))
+
+
+def test_labels_the_policy_lacks_are_named_as_written_with_their_line(tmp_path, shipped_policy):
+    from services.intake.classifier.training import check_labels
+
+    path = tmp_path / "h.csv"
+    path.write_text("text,category\nx,delay\ny,Verspätung\nz,Lost Luggage\nw,遅延\n", encoding="utf-8")
+    data = read_history(path, HistoryFile(file="h.csv"))
+    with pytest.raises(TrainingDataError) as refused:
+        check_labels(data, shipped_policy, str(path))
+    message = str(refused.value)
+    assert "lost_luggage ('Lost Luggage' on line 4)" in message and "verspatung ('Verspätung' on line 3)" in message
+    assert "(nothing usable) ('遅延' on line 5)" in message
+    assert "category names are lower-case ASCII letters" in message
+
+
+def test_a_model_section_added_to_a_running_intake_opens_the_classifier(tmp_path, small_model, embedding_table):
+    from services.intake.handlers import Intake
+    from shared.policy import PolicyHolder
+
+    from .factories import complaint as make
+
+    config = (HERE.parents[1] / "config" / "classification.yaml").read_text(encoding="utf-8")
+    without = config[:config.index("\nmodel:")] + "\n" + config[config.index("# The CRM's own categories"):]
+    policy_file = tmp_path / "classification.yaml"
+    policy_file.write_text(without, encoding="utf-8")
+    holder = PolicyHolder(policy_file, ClassificationPolicy, check_every=0)
+    artifact = small_model.save(tmp_path / "c.joblib")
+    intake = Intake(runtime=None, policy=holder, open_classifier=lambda: ClassifierHolder(artifact, embedding_table))
+    parcel = make(subject="", description="where is my parcel")
+    assert intake.predictions([parcel]) == [None]
+    policy_file.write_text(config, encoding="utf-8")
+    (opinion,) = intake.predictions([parcel])
+    assert opinion is not None and opinion.category == "delay"

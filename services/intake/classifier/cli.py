@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -16,6 +17,12 @@ app = typer.Typer(help="The learned complaint classifier: build, train, evaluate
 err = Console(stderr=True, soft_wrap=True)  # messages name files: never broken mid-path
 
 
+def _fail(message: object) -> NoReturn:
+    """Prints `message` (a file path, a reason) to stderr as it is, and exits with status 1."""
+    err.print(str(message), markup=False, highlight=False, style="red")
+    raise typer.Exit(1)
+
+
 def _policy(path: Path | None):
     from services.intake.policy import ClassificationPolicy
 
@@ -23,8 +30,7 @@ def _policy(path: Path | None):
     try:
         return path, load_policy(path, ClassificationPolicy)
     except PolicyError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+        _fail(exc)
 
 
 def _table():
@@ -33,8 +39,7 @@ def _table():
     try:
         return StaticEmbeddings.load(get_settings().embeddings_dir)
     except EmbeddingsError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+        _fail(exc)
 
 
 def _progress() -> Progress:
@@ -67,19 +72,30 @@ def train_command(
     output: Path = typer.Option(None, "--output", help="Where to write the artifact (default: HELPDESK_MODEL_DIR/classifier.joblib)"),
 ) -> None:
     """Train on the policy's examples and labelled history; write the versioned artifact intake loads."""
-    from services.intake.classifier.training import TrainingDataError, train_from_policy
+    from services.intake.classifier.training import (
+        LabelledTexts, TrainingDataError, coverage_warnings, policy_training_data, train_from_policy,
+    )
 
     path, policy = _policy(policy_file)
     table = _table()
     try:
+        examples, history = policy_training_data(path, policy)
         model = train_from_policy(path, policy, table)
-    except TrainingDataError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    written = model.save(output or get_settings().classifier_artifact)
+    except (TrainingDataError, ValueError) as exc:
+        _fail(exc)
+    target = output or get_settings().classifier_artifact
+    try:
+        written = model.save(target)
+    except OSError as exc:
+        _fail(f"{target}: cannot write the artifact: {exc.strerror or exc}")
     counts = ", ".join(f"{k} {v}" for k, v in model.trained_on.items())
     typer.echo(f"classifier {model.version} written to {written}\n  trained on {sum(model.trained_on.values())} "
                f"complaints from {'; '.join(model.sources)}\n  per category: {counts}")
+    both = LabelledTexts()
+    both.extend(examples)
+    both.extend(history)
+    for warning in coverage_warnings(both, policy):
+        err.print(f"warning: {warning}", markup=False, style="yellow")
 
 
 def _read_labelled(file: Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
@@ -89,11 +105,9 @@ def _read_labelled(file: Path, text_column: str, label_column: str) -> tuple[lis
     try:
         data = read_history(file, HistoryFile(file=str(file), text_column=text_column, label_column=label_column))
     except (TrainingDataError, FileNotFoundError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+        _fail(exc)
     if not data.texts:
-        err.print(f"[red]{file}: no rows with both a text and a label[/red]")
-        raise typer.Exit(1)
+        _fail(f"{file}: no rows with both a text and a label in columns {text_column!r} and {label_column!r}")
     return data.texts, data.labels
 
 
@@ -115,6 +129,8 @@ def eval_command(
 
     if train_file is not None and cv is not None:
         raise typer.BadParameter("give --train or --cv, not both")
+    if cv is not None and cv < 2:
+        raise typer.BadParameter("--cv needs at least 2 folds", param_hint="--cv")
     path, policy = _policy(policy_file)
     texts, labels = _read_labelled(data, text_column, label_column)
     table = _table()
@@ -128,13 +144,15 @@ def eval_command(
             options["configured"] = TextClassifier.load(get_settings().classifier_artifact, table)
             examples, history = policy_training_data(path, policy)
         except (ArtifactError, TrainingDataError) as exc:
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from None
+            _fail(exc)
         options["configured_training"] = (examples.texts + history.texts, examples.labels + history.labels)
-    with _progress() as bar:
-        task = bar.add_task("evaluating", total=None)
-        result = evaluate(texts, labels, policy, table, **options,
-                          progress=lambda what, done, total: bar.update(task, description=what, completed=done, total=total))
+    try:
+        with _progress() as bar:
+            task = bar.add_task("evaluating", total=None)
+            result = evaluate(texts, labels, policy, table, **options,
+                              progress=lambda what, done, total: bar.update(task, description=what, completed=done, total=total))
+    except ValueError as exc:  # too few rows of a category for K folds, a single category, …
+        _fail(f"cannot evaluate: {exc}")
     if as_json:
         typer.echo(json.dumps(result.as_json()))
     else:
@@ -156,7 +174,7 @@ def print_evaluation(result) -> None:
         summary.add_row(name + mark, f"{s.accuracy:.1%}", f"{s.macro_f1:.3f}")
     out.print(summary)
     per_class = Table(title="precision / recall per category")
-    per_class.add_column("category")
+    per_class.add_column("category", overflow="fold")
     per_class.add_column("n", justify="right")
     for name in CLASSIFIERS:
         per_class.add_column(name, justify="right")
@@ -167,7 +185,7 @@ def print_evaluation(result) -> None:
     out.print(per_class)
     for name in CLASSIFIERS:
         matrix = Table(title=f"confusion matrix, {name} (rows: true, columns: predicted)")
-        matrix.add_column("")
+        matrix.add_column("", overflow="fold")
         heads = result.labels + ["(none of these)"]
         for i, _ in enumerate(heads):
             matrix.add_column(str(i + 1), justify="right")

@@ -28,7 +28,7 @@ from sklearn.pipeline import Pipeline, make_union
 from services.intake.classifier.embeddings import StaticEmbeddings
 from services.intake.classifier.model import TextClassifier, TrainingParams, train
 from services.intake.domain import Prediction, classify_category, decide_category
-from services.intake.policy import ClassificationPolicy, ModelRules
+from services.intake.policy import ClassificationPolicy
 
 CLASSIFIERS = ("rules", "model", "combined", "baseline")
 
@@ -106,11 +106,11 @@ class _Predictions:
 def _predict_all(texts: Sequence[str], policy: ClassificationPolicy, model: TextClassifier,
                  baseline: Pipeline, into: _Predictions, rows: Sequence[int], out_index: list[int]) -> None:
     opinions: list[Prediction] = model.predict(list(texts), nearest=0)
-    judged = policy if policy.model is not None else policy.model_copy(update={"model": ModelRules()})
     for text, opinion in zip(texts, opinions):
         into.rules.append(classify_category(text, policy)[0])
         into.model.append(opinion.category)
-        into.combined.append(decide_category(text, judged, opinion).category)
+        # What intake decides: without a `model` section that is the keywords alone.
+        into.combined.append(decide_category(text, policy, opinion if policy.model is not None else None).category)
     into.baseline += [str(label) for label in baseline.predict(list(texts))]
     out_index += list(rows)
 

@@ -175,8 +175,12 @@ class TextClassifier:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
         payload = {"format": FORMAT, **{k: v for k, v in self.__dict__.items() if not k.startswith("_")}}
-        joblib.dump(payload, tmp, compress=3)
-        tmp.replace(path)
+        try:
+            joblib.dump(payload, tmp, compress=3)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never leave half an artifact behind
+            raise
         return path
 
     @classmethod
@@ -197,7 +201,10 @@ class TextClassifier:
             model = cls(**payload)
         except TypeError as exc:
             raise ArtifactError(f"{path}: incomplete artifact ({exc}): train it again") from None
-        model.attach(table)
+        try:
+            model.attach(table)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{path}: {exc}") from None
         return model
 
 
