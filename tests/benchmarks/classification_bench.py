@@ -33,7 +33,7 @@ from tests.support.servers import Servers
 @dataclass
 class ClassificationSettings:
     complaints: int = 2_000      # in-process and per pipeline repeat
-    repeats: int = 3
+    repeats: int = 5
     batch: int = 500             # intake's CONSUMER_BATCH_SIZE
     single_samples: int = 500
     partitions: int = 3
