@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from services.intake.classifier import cli as classifier_cli
-from shared.policy import PolicyError, content_version, load_policy
+from shared.policy import PolicyError, content_version, describe_notes, load_policy
 from shared.settings import REPO_ROOT
 
 app = typer.Typer(help="Service-recovery helpdesk: policies, local stack, cases, rejected events.", no_args_is_help=True)
@@ -49,12 +49,15 @@ def validate(
     for file in files:
         name, model = _model_for(file, kind)
         try:
-            load_policy(file, model)
+            policy = load_policy(file, model)
         except PolicyError as exc:
             typer.secho(str(exc), err=True, fg=typer.colors.RED)
             failed = True
             continue
         typer.echo(f"OK: {file} is a valid {name} policy (version {content_version(file.read_text(encoding='utf-8'))})")
+        advice = policy.load_warnings() if hasattr(policy, "load_warnings") else []
+        for note in describe_notes(file, advice):  # valid, but likely not what was meant
+            typer.secho(f"warning: {note}", fg=typer.colors.YELLOW)
     if failed:
         raise typer.Exit(1)
 

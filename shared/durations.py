@@ -37,6 +37,18 @@ def parse_duration(value: object) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def written_in_days(value: object) -> bool:
+    """True when a valid duration text uses days or weeks (`2d`, `1w`, `1d12h`), which count 24 or
+    168 hours of whatever time the reader counts: on a business-hours calendar, working hours."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_duration(value)
+    except ValueError:
+        return False
+    return any(part.group(2) in ("d", "w") for part in _PART.finditer(value.strip().lower().replace(" ", "")))
+
+
 def format_duration(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, TypeAdapter
 
 # Topics (fixed by the contract).
 COMPLAINTS = "helpdesk.complaints.v1"
@@ -76,57 +76,94 @@ class Outbound(BaseModel):
 
 
 # ---------- helpdesk.case-activity.v1 ----------
-class CaseContacted(Inbound):
+ActedBy = Literal["agent", "bot", "system"]
+
+
+def _known_actor(value: Any) -> Any:
+    # `by` was an unknown field, ignored, before it joined the contract: a CRM that already sends
+    # its own values ("jsmith", "Agent") must not see its activity rejected now. Known values are
+    # matched ignoring case; anything else means "not said".
+    if isinstance(value, str) and value.strip().lower() in ("agent", "bot", "system"):
+        return value.strip().lower()
+    return None
+
+
+class ActivityEvent(Inbound):
+    """What every case-activity event may say about who acted (contract addition, both optional):
+    `automated` (a JSON boolean, default false) and `by` (`agent`, `bot` or `system`; absent, or
+    any other value, when the CRM does not say)."""
+
+    automated: StrictBool = False
+    by: Annotated[ActedBy | None, BeforeValidator(_known_actor)] = None
+
+    @property
+    def is_automated(self) -> bool:
+        """Sent by a machine (an auto-acknowledgement, a bot): `automated: true`, or `by` bot or system."""
+        return self.automated or self.by in ("bot", "system")
+
+
+class CaseContacted(ActivityEvent):
     type: Literal["case.contacted"]
 
 
-class PromiseMade(Inbound):
+class PromiseMade(ActivityEvent):
     type: Literal["case.promise_made"]
     promise_id: Id
     due_at: Timestamp
     description: ShortText = ""
 
 
-class PromiseKept(Inbound):
+class PromiseKept(ActivityEvent):
     type: Literal["case.promise_kept"]
     promise_id: Id
 
 
-class CasePaused(Inbound):
+class CasePaused(ActivityEvent):
     type: Literal["case.paused"]
 
 
-class CaseResumed(Inbound):
+class CaseResumed(ActivityEvent):
     type: Literal["case.resumed"]
 
 
-class CaseResolved(Inbound):
+class CaseResolved(ActivityEvent):
     type: Literal["case.resolved"]
     resolution: Annotated[str, Field(max_length=20_000)] = ""
     root_cause: Annotated[str, Field(max_length=20_000)] | None = None
     improvement: Annotated[str, Field(max_length=20_000)] | None = None
 
 
-class CaseReopened(Inbound):
+class CaseReopened(ActivityEvent):
     type: Literal["case.reopened"]
 
 
-class CustomerReturned(Inbound):
+class CustomerReturned(ActivityEvent):
     type: Literal["customer.returned"]
     customer_id: Id
+
+
+class SurveyAnswered(ActivityEvent):
+    """The customer answered a satisfaction survey (contract addition). Read by followup, whose
+    frequency rules then leave the customer alone for `cooldown_after_response`; every other
+    service ignores it. No free text: the answer's words stay in the CRM."""
+
+    type: Literal["survey.answered"]
+    customer_id: Id
+    followup_id: Id | None = None  # the followup.due that invited them, when the CRM keeps it
+    score: Annotated[float, Field(strict=True, ge=0, le=10, allow_inf_nan=False)] | None = None  # NPS 0-10, CSAT 1-5
 
 
 CaseActivity = Annotated[
     Union[
         CaseContacted, PromiseMade, PromiseKept, CasePaused, CaseResumed,
-        CaseResolved, CaseReopened, CustomerReturned,
+        CaseResolved, CaseReopened, CustomerReturned, SurveyAnswered,
     ],
     Field(discriminator="type"),
 ]
 case_activity = TypeAdapter(CaseActivity)
 ACTIVITY_TYPES = (
     "case.contacted", "case.promise_made", "case.promise_kept", "case.paused", "case.resumed",
-    "case.resolved", "case.reopened", "customer.returned",
+    "case.resolved", "case.reopened", "customer.returned", "survey.answered",
 )
 
 

@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -74,6 +74,24 @@ def parse_policy(text: str, model: type[P], path: str = "<policy>") -> P:
         return model.model_validate(tree, context={"policy_file": Path(path)})
     except ValidationError as exc:
         raise PolicyError(_describe(path, tree, exc)) from None
+
+
+def describe_notes(path: str | os.PathLike[str], notes: Iterable[tuple[tuple[Any, ...], str]]) -> list[str]:
+    """Advice about a valid policy (a model's `load_warnings()`: field path and message), written
+    like its errors: `file:line: field: message`. The line is left out when the file cannot be read."""
+    notes = list(notes)
+    if not notes:
+        return []
+    try:
+        tree = YAML(typ="rt").load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, MarkedYAMLError):
+        tree = None
+    described = []
+    for loc, message in notes:
+        line = _line_of(tree, loc) if tree is not None else None
+        described.append(f"{path}:{line}: {'.'.join(str(p) for p in loc)}: {message}" if line
+                         else f"{path}: {'.'.join(str(p) for p in loc)}: {message}")
+    return described
 
 
 def load_policy(path: str | os.PathLike[str], model: type[P]) -> P:

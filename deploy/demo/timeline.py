@@ -47,6 +47,8 @@ def describe(r: dict[str, Any], t0: float) -> str | None:
         return f"[green]met[/] {clock}{promise}" + (f" [red](after its breach{late})[/]" if r.get("breached") else " in time")
     if kind == "sla.cancelled":
         return f"[dim]clock stopped {clock}{promise} (case resolved)[/]"
+    if kind == "sla.retargeted":
+        return f"[blue]clock re-targeted[/] {clock}: {r.get('old_priority')} → {r.get('priority')}, due {_rel(r.get('due_at'), t0)}"
     if kind in {"compensation.granted", "compensation.pending_approval"}:
         what = "offer granted" if kind == "compensation.granted" else "offer needs approval"
         return (f"[magenta]{what}[/] by {r.get('authority')}: {_offers(r.get('offers'))} — "

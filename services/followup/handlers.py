@@ -1,4 +1,5 @@
-"""Followup's subscribers and timer: resolved → follow-ups scheduled; returned/reopened → cancelled; due → sent.
+"""Followup's subscribers and timer: resolved → follow-ups scheduled; returned/reopened → cancelled;
+survey answered → recorded for the frequency rules; due → sent.
 
 Every state change and the events it causes commit in one transaction (outbox + durable timers).
 """
@@ -26,7 +27,7 @@ from services.followup.domain import (
 from services.followup.policy import FollowupPolicy
 from shared import timers
 from shared.events import (
-    CLASSIFIED, FOLLOWUPS, CaseReopened, CaseResolved, ComplaintClassified, CustomerReturned, now,
+    CLASSIFIED, FOLLOWUPS, CaseReopened, CaseResolved, ComplaintClassified, CustomerReturned, SurveyAnswered, now,
 )
 from shared.inbound import Route, parse_activity, parse_classified
 from shared.outbox import enqueue_many
@@ -65,6 +66,8 @@ class Followups:
     async def record_activity(self, conn: asyncpg.Connection, event: Any) -> str:
         if isinstance(event, CustomerReturned):
             return await self.customer_returned(conn, event)
+        if isinstance(event, SurveyAnswered):
+            return await self.survey_answered(conn, event)
         if not isinstance(event, (CaseResolved, CaseReopened)):
             return "ignored"  # contacts, promises, pauses: the sla service's business
         improvement = isinstance(event, CaseResolved) and bool(event.improvement and event.improvement.strip())
@@ -129,6 +132,15 @@ class Followups:
             metrics.returned_after_recovery.inc()  # came back while we were still keeping in touch
         await self.cancel(conn, ending, CUSTOMER_RETURNED, event.event_id)
         return "returned"
+
+    async def survey_answered(self, conn: asyncpg.Connection, event: SurveyAnswered) -> str:
+        """Records the answer. Nothing is moved now: every follow-up of this customer that falls due
+        within `frequency.cooldown_after_response` of it is deferred or skipped when due, and new
+        plans keep clear of it (the rule lives in domain.frequency)."""
+        await store.lock_customers(conn, [event.customer_id])
+        if await store.record_survey_response(conn, event):
+            metrics.survey_responses.inc()
+        return "answered"
 
     # ---------- scheduling and cancelling ----------
     async def schedule(
@@ -256,7 +268,7 @@ def _cancelled(p: PendingFollowup, causation_id: str, reason: str) -> FollowupCa
 async def lock_batch(conn: asyncpg.Connection, events: list[Any]) -> None:
     """A batch's locks, taken up front in one order: its cases, then every customer it may plan for."""
     await store.lock_cases(conn, [e.case_id for e in events if isinstance(e, (ComplaintClassified, CaseResolved, CaseReopened))])
-    known = {e.customer_id for e in events if isinstance(e, (ComplaintClassified, CustomerReturned))}
+    known = {e.customer_id for e in events if isinstance(e, (ComplaintClassified, CustomerReturned, SurveyAnswered))}
     of_cases = [e.case_id for e in events if isinstance(e, (CaseResolved, CaseReopened))]
     await store.lock_customers(conn, known | set(await store.customers_of_cases(conn, of_cases)))
 

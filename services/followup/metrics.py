@@ -40,6 +40,11 @@ returned_after_recovery = Counter(
     "Customers who came back (customer.returned) while in retention after a complaint: the number that matters",
 )
 
+survey_responses = Counter(
+    "helpdesk_followup_survey_responses_total",
+    "Survey answers received (survey.answered); ÷ surveys due = response rate",
+)
+
 
 def count_skip(kind: str, reason: str) -> None:
     skipped.labels(kind, reason).inc()

@@ -1,4 +1,5 @@
-"""Followup's tables: what we know of each case, every follow-up planned, and activity that came early.
+"""Followup's tables: what we know of each case, every follow-up planned, activity that came early,
+and when customers answered a survey.
 
 No free text is stored: of a resolution only whether it named an improvement.
 """
@@ -12,7 +13,7 @@ import asyncpg
 from services.followup.domain import (
     CategoryCase, Contact, CustomerCase, CustomerFacts, PendingFollowup, PlannedFollowup, SkippedFollowup,
 )
-from shared.events import ComplaintClassified
+from shared.events import ComplaintClassified, SurveyAnswered
 
 SCHEMA = "followup"
 
@@ -63,6 +64,21 @@ MIGRATIONS = [
             improvement  boolean NOT NULL DEFAULT false
         );
         CREATE INDEX pending_activity_case ON {schema}.pending_activity (case_id, occurred_at);
+        """,
+    ),
+    (
+        2,
+        """
+        -- survey.answered: when a customer answered a survey (the cooldown_after_response rule reads it).
+        CREATE TABLE {schema}.survey_responses (
+            event_id     text PRIMARY KEY,
+            customer_id  text NOT NULL,
+            case_id      text NOT NULL,
+            followup_id  text,
+            answered_at  timestamptz NOT NULL,
+            score        double precision
+        );
+        CREATE INDEX survey_responses_customer ON {schema}.survey_responses (customer_id, answered_at);
         """,
     ),
 ]
@@ -144,13 +160,27 @@ async def customer_facts(
         f"SELECT case_id, status, temperament FROM {SCHEMA}.cases WHERE customer_id = $1 AND case_id IS DISTINCT FROM $2",
         customer_id, exclude_case,
     )
+    answered = await conn.fetch(
+        f"SELECT answered_at FROM {SCHEMA}.survey_responses WHERE customer_id = $1 ORDER BY answered_at", customer_id,
+    )
     return CustomerFacts(
         customer_id=customer_id,
         timezone=timezone,
         loyalty=loyalty,
         contacts=tuple(Contact(r["kind"], r["at"], r["case_id"], pending=r["status"] == "scheduled") for r in contacts),
+        survey_responses=tuple(r["answered_at"] for r in answered),
         cases=tuple(CustomerCase(r["case_id"], r["status"] == "open", r["temperament"] == "irate") for r in cases),
     )
+
+
+# ---------- survey answers ----------
+async def record_survey_response(conn: asyncpg.Connection, event: SurveyAnswered) -> bool:
+    """Keeps when the customer answered (and the score, no free text); False if already recorded."""
+    return bool(await conn.fetchval(
+        f"INSERT INTO {SCHEMA}.survey_responses (event_id, customer_id, case_id, followup_id, answered_at, score)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
+        event.event_id, event.customer_id, event.case_id, event.followup_id, event.occurred_at, event.score,
+    ))
 
 
 # ---------- follow-ups ----------

@@ -20,7 +20,9 @@ def build(settings: Settings | None = None) -> ServiceRuntime:
     runtime.subscriber(CASE_ACTIVITY, title="sla.case-activity")(handlers.on_case_activity)
     runtime.timers(fire_one=sla.fire_one, fire_batch=sla.fire_batch)
     runtime.background(sla.refresh_gauges)
-    runtime.documents(SLA, SlaEvent, "sla.started, sla.warning, sla.breached, sla.escalated, sla.met, sla.cancelled")
+    runtime.documents(
+        SLA, SlaEvent, "sla.started, sla.warning, sla.breached, sla.escalated, sla.met, sla.cancelled, sla.retargeted",
+    )
     return runtime
 
 

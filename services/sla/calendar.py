@@ -2,11 +2,13 @@
 
 Pure functions over aware datetimes. Working hours are wall-clock times in the calendar's IANA zone
 (zoneinfo), so a DST change moves them with the local clock; all arithmetic on instants is done in
-UTC so that a 23- or 25-hour day is counted as it really was.
+UTC so that a 23- or 25-hour day is counted as it really was. A shift may cross midnight
+(`21:00-02:00`): it belongs to the local day it starts on. An interval that a clock change leaves
+with its close not after its open has no working time and vanishes.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta, timezone
 
 from dateutil import tz
@@ -31,38 +33,77 @@ def _utc(instant: datetime) -> datetime:
 
 
 def _local_instant(day: date, minutes: int, calendar: BusinessHours) -> datetime:
-    wall = datetime.combine(day, time()) + timedelta(minutes=minutes)  # 24:00 becomes next midnight
+    wall = datetime.combine(day, time()) + timedelta(minutes=minutes)  # 24:00 and night shifts run into the next day
     local = wall.replace(tzinfo=calendar.zone)
-    # 02:30 on a spring-forward night does not exist: opening hours then start when the clock jumps.
+    # 02:30 on a spring-forward night does not exist: it is read as the clock before the change
+    # would show it (03:30 after the jump), like dateutil's resolve_imaginary and the zendesk "biz"
+    # library. A range that starts inside the gap can so come out empty: it then vanishes.
     return tz.resolve_imaginary(local).astimezone(timezone.utc)
 
 
+def _without_overlap(
+    intervals: Iterable[tuple[datetime, datetime]], after: datetime | None = None,
+) -> Iterator[tuple[datetime, datetime]]:
+    """Drops intervals whose close is not after their open, and starts each no earlier than the one
+    before it ended (`after`): a clock change can make wall-clock ranges that do not touch overlap."""
+    for opening, closing in intervals:
+        if after is not None:
+            opening = max(opening, after)
+        if closing > opening:
+            yield opening, closing
+            after = closing
+
+
 def _day_intervals(day: date, calendar: BusinessHours) -> tuple[tuple[datetime, datetime], ...]:
+    """UTC intervals of the shifts that start on this local day (the last may end the next day)."""
     known = calendar.intervals_by_day.get(day)
     if known is None:
         ranges: list[HoursRange] = calendar.ranges_on(day)
-        known = tuple((_local_instant(day, r.start, calendar), _local_instant(day, r.end, calendar)) for r in ranges)
+        wall = ((_local_instant(day, r.start, calendar), _local_instant(day, r.end, calendar)) for r in ranges)
+        known = tuple(_without_overlap(wall))
         calendar.intervals_by_day[day] = known
     return known
 
 
-def working_intervals(start: datetime, calendar: BusinessHours) -> Iterator[tuple[datetime, datetime]]:
-    """UTC intervals of working time that end after `start`, in order (the first may begin before it)."""
+def _shifts(start: datetime, calendar: BusinessHours) -> Iterator[tuple[date, datetime, datetime]]:
+    """(working day, opening, closing) of every working interval that ends after `start`, in order.
+
+    A shift belongs to the local day it starts on, so a night shift still open at `start` is found
+    on the day before. Raises NoWorkingTime when the calendar has none within the search horizon.
+    """
     day = start.astimezone(calendar.zone).date() - timedelta(days=1)
+    last_close: datetime | None = None
     for _ in range(_SEARCH_DAYS):
-        for opening, closing in _day_intervals(day, calendar):
+        for opening, closing in _without_overlap(_day_intervals(day, calendar), last_close):
+            last_close = closing
             if closing > start:
-                yield opening, closing
+                yield day, opening, closing
         day += timedelta(days=1)
     raise NoWorkingTime(f"no working hours within {_SEARCH_DAYS} days after {start.isoformat()}")
 
 
+def working_intervals(start: datetime, calendar: BusinessHours) -> Iterator[tuple[datetime, datetime]]:
+    """UTC intervals of working time that end after `start`, in order (the first may begin before it)."""
+    for _, opening, closing in _shifts(start, calendar):
+        yield opening, closing
+
+
+def _not_negative(amount: timedelta | int, what: str) -> None:
+    if amount < (ZERO if isinstance(amount, timedelta) else 0):
+        raise ValueError(f"{what} must not be negative, got {amount}: business time only runs forward")
+
+
 def add_business_time(start: datetime, duration: timedelta, calendar: AnyCalendar) -> datetime:
-    """The earliest instant at which `duration` of working time has passed since `start`."""
+    """The earliest instant (UTC) at which `duration` of working time has passed since `start`.
+
+    Zero is `start` itself. Raises ValueError for a negative duration or a naive datetime, and
+    NoWorkingTime when the calendar has no working hours within ten years.
+    """
+    _not_negative(duration, "a business-time duration")
     start = _utc(start)
     if isinstance(calendar, AlwaysOpen):
         return start + duration
-    if duration <= ZERO:
+    if duration == ZERO:
         return start
     remaining = duration
     for opening, closing in working_intervals(start, calendar):
@@ -90,19 +131,23 @@ def business_time_between(earlier: datetime, later: datetime, calendar: AnyCalen
 
 
 def add_business_days(start: datetime, days: int, calendar: AnyCalendar) -> datetime:
-    """The same point of the working day, `days` working days later ("by this time next business day").
+    """By the same point of the working day, `days` working days later ("by this time next business day").
 
-    A start outside working hours counts from the next opening, so a complaint on Friday evening is
-    due at the end of Monday for one business day. When the target day is shorter, its close is used.
+    A working day is a local date on which a shift starts that is not a holiday; its working time is
+    its shifts, a night shift's hours after midnight included. The point of the day is the working
+    time since the day's first opening, so Monday 23:30 on a 21:00-02:00 night shift is due Tuesday
+    23:30, and on a 09:00-17:00 office the same clock time. A start outside working hours counts from
+    the next opening, so a complaint on Friday evening is due at the end of Monday for one business
+    day; when the target day is shorter, its close is used. On 24x7 a business day is 24 hours.
+    Raises ValueError for a negative number of days.
     """
+    _not_negative(days, "a number of business days")
     start = _utc(start)
     if isinstance(calendar, AlwaysOpen):
         return start + timedelta(days=days)
-    first_opening, _ = next(working_intervals(start, calendar))
+    start_day, first_opening, _ = next(_shifts(start, calendar))
     effective_start = max(first_opening, start)
-    start_day = effective_start.astimezone(calendar.zone).date()
-    day_opening = _day_intervals(start_day, calendar)[0][0]
-    into_the_day = business_time_between(day_opening, effective_start, calendar)
+    into_the_day = business_time_between(_day_intervals(start_day, calendar)[0][0], effective_start, calendar)
     target_day = start_day
     for _ in range(days):
         target_day = _next_working_day(target_day, calendar)
@@ -116,13 +161,13 @@ def add_business_days(start: datetime, days: int, calendar: AnyCalendar) -> date
 def _next_working_day(day: date, calendar: BusinessHours) -> date:
     for _ in range(_SEARCH_DAYS):
         day += timedelta(days=1)
-        if calendar.ranges_on(day):
+        if _day_intervals(day, calendar):  # a day whose only range fell into a clock change is not worked
             return day
     raise NoWorkingTime(f"no working day within {_SEARCH_DAYS} days after {day.isoformat()}")
 
 
 def deadline(start: datetime, target: timedelta | BusinessDays, calendar: AnyCalendar) -> datetime:
-    """When a clock started at `start` with this target is due."""
+    """When a clock started at `start` with this target is due (UTC). Raises ValueError when negative."""
     if isinstance(target, BusinessDays):
         return add_business_days(start, target.days, calendar)
     return add_business_time(start, target, calendar)

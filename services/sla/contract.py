@@ -12,7 +12,9 @@ from shared.events import (  # noqa: F401  (re-exported: the events this service
 )
 from services.sla.domain.effects import Emit
 
-SlaEventType = Literal["sla.started", "sla.warning", "sla.breached", "sla.escalated", "sla.met", "sla.cancelled"]
+SlaEventType = Literal[
+    "sla.started", "sla.warning", "sla.breached", "sla.escalated", "sla.met", "sla.cancelled", "sla.retargeted",
+]
 ClockName = Literal["first_contact", "update", "promise", "resolution"]
 
 
@@ -30,9 +32,11 @@ class SlaEvent(Outbound):
     notify: str | None = None  # sla.escalated: the role to notify
     breached: bool | None = None  # sla.met (and sla.cancelled): was the deadline missed
     late_by_seconds: int | None = None  # sla.met after a breach: working time past the target
-    elapsed_seconds: int | None = None  # sla.met: working time the clock counted
+    elapsed_seconds: int | None = None  # sla.met, sla.retargeted: working time the clock counted
     started_at: datetime | None = None  # sla.started
     breached_at: datetime | None = None  # sla.breached: the deadline that passed
+    old_due_at: datetime | None = None  # sla.retargeted: the due time before the priority changed (due_at: after)
+    old_priority: Priority | None = None  # sla.retargeted: the priority before (priority: the new one)
 
 
 def sla_event(emit: Emit) -> SlaEvent:

@@ -17,14 +17,15 @@ from faststream.kafka.annotations import KafkaMessage
 from services.sla import metrics, store
 from services.sla.contract import sla_event
 from services.sla.domain import (
-    ArmTimer, CancelTimers, CaseSla, Emit, KeepForLater, Outcome, TimerDue, on_activity, on_classified, on_timer,
+    ArmTimer, AutomatedContact, CancelTimers, CaseSla, Emit, KeepForLater, Outcome, TimerDue, on_activity,
+    on_classified, on_timer,
 )
 from services.sla.policy import SlaPolicy
 from shared import timers
 from shared.events import SLA, ComplaintClassified, Inbound, case_activity, now
 from shared.inbound import Finish, every_record, parse_activity, parse_classified
 from shared.outbox import enqueue_many
-from shared.policy import PolicyHolder
+from shared.policy import PolicyHolder, describe_notes
 from shared.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,13 @@ class Sla:
     _targets_version: str | None = field(default=None, init=False)
 
     def current_policy(self) -> SlaPolicy:
+        """The policy in force; on a new version, publishes its targets and logs its advice
+        (durations in days on a business-hours calendar, SlaPolicy.load_warnings)."""
         loaded = self.policy.current()
         if loaded.version != self._targets_version:
             metrics.publish_targets(loaded.policy)
+            for note in describe_notes(self.policy.path, loaded.policy.load_warnings()):
+                log.warning("%s", note)
             self._targets_version = loaded.version
         return loaded.policy
 
@@ -168,6 +173,7 @@ class Writes:
     armed: dict[str, ArmTimer] = field(default_factory=dict)
     cancelled: set[str] = field(default_factory=set)
     emitted: list[Emit] = field(default_factory=list)
+    automated: list[AutomatedContact] = field(default_factory=list)
 
     def add(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
@@ -184,6 +190,8 @@ class Writes:
                     for key in effect.keys:
                         if self.armed.pop(key, None) is None:
                             self.cancelled.add(key)
+                elif isinstance(effect, AutomatedContact):
+                    self.automated.append(effect)
 
     async def write(self, conn: asyncpg.Connection, topic: str) -> None:
         if self.save_cases:
@@ -196,6 +204,7 @@ class Writes:
         ])
         await enqueue_many(conn, store.SCHEMA, [(topic, e.case_id, sla_event(e)) for e in self.emitted])
         metrics.count_emitted(self.emitted)
+        metrics.count_automated(self.automated)
 
 
 # The Writes of the inbound batch being applied, if any (set per batch by Sla.lock_batch; timers never see it).

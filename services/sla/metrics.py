@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.sla.calendar import target_as_business_time
-from services.sla.domain import Emit
+from services.sla.domain import AutomatedContact, Emit
 from services.sla.policy import SlaPolicy
 from shared.metrics import service_metrics
 
@@ -26,6 +26,14 @@ breaches = Counter("helpdesk_sla_breaches_total", "Clocks that passed their dead
 escalations = Counter("helpdesk_sla_escalations_total", "Escalations after a breach", ["clock", "priority", "level"])
 met = Counter("helpdesk_sla_clocks_met_total", "Clocks met, within or after their target", ["clock", "priority", "outcome"])
 cancelled = Counter("helpdesk_sla_clocks_cancelled_total", "Clocks ended unmet because the case was resolved", ["clock", "priority"])
+retargeted = Counter(
+    "helpdesk_sla_clocks_retargeted_total", "Open clocks moved to a higher priority's target by a repeat complaint",
+    ["clock", "old_priority", "priority"],
+)
+automated_contacts = Counter(
+    "helpdesk_sla_automated_contacts_total",
+    "Automated contacts (auto-acknowledgements, bots): counted apart, they meet no clock", ["type", "by"],
+)
 first_contact = Histogram(
     "helpdesk_sla_first_contact_seconds", "Working time from complaint to first contact", ["priority"],
     buckets=CONTACT_BUCKETS,
@@ -49,6 +57,9 @@ def start_at_zero(priorities: tuple[str, ...] = ("P1", "P2", "P3", "P4")) -> Non
             met.labels(clock, priority, "after")
     for priority in priorities:
         first_contact.labels(priority)
+    for activity in ("case.contacted", "case.promise_kept"):
+        for by in ("bot", "system", "agent", "unspecified"):
+            automated_contacts.labels(activity, by)
 
 
 def count_emitted(events: list[Emit]) -> None:
@@ -64,10 +75,17 @@ def count_emitted(events: list[Emit]) -> None:
             escalations.labels(clock, priority, str(event.fields["level"])).inc()
         elif event.type == "sla.cancelled":
             cancelled.labels(clock, priority).inc()
+        elif event.type == "sla.retargeted":
+            retargeted.labels(clock, event.fields["old_priority"], priority).inc()
         elif event.type == "sla.met":
             met.labels(clock, priority, "after" if event.fields["breached"] else "within").inc()
             if clock == "first_contact":
                 first_contact.labels(priority).observe(event.fields["elapsed_seconds"])
+
+
+def count_automated(contacts: list[AutomatedContact]) -> None:
+    for contact in contacts:
+        automated_contacts.labels(contact.activity_type, contact.by or "unspecified").inc()
 
 
 def publish_targets(policy: SlaPolicy, now: datetime | None = None) -> None:

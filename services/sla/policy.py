@@ -6,17 +6,18 @@ refused with file, line and field and the last good policy stays in force.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, PrivateAttr, ValidationInfo,
-    field_validator,
+    field_validator, model_validator,
 )
 
-from shared.durations import Duration, format_duration, parse_duration
+from shared.durations import Duration, format_duration, parse_duration, written_in_days
 from shared.events import Priority
 
 PRIORITIES: tuple[Priority, ...] = ("P1", "P2", "P3", "P4")
@@ -81,31 +82,46 @@ DEFAULT_TARGETS: dict[str, ClockTargets] = {
 
 
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+MINUTES_PER_DAY = 24 * 60
 
 
 @dataclass(frozen=True, order=True)
 class HoursRange:
-    """Working hours within one local day, in minutes after midnight; `end` may be 24:00."""
+    """One shift of a local day, in minutes after that day's midnight; `end` may be 24:00 (1440).
+
+    A shift that crosses midnight (`21:00-02:00`) belongs to the day it starts: its `end` is past
+    1440 (02:00 the next day is 1560), and that day's weekday and holidays decide whether it is worked.
+    """
 
     start: int
     end: int
 
+    @property
+    def crosses_midnight(self) -> bool:
+        return self.end > MINUTES_PER_DAY
+
     def __str__(self) -> str:
-        return f"{self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"
+        end = self.end - MINUTES_PER_DAY if self.crosses_midnight else self.end
+        return f"{self.start // 60:02d}:{self.start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
 
 
 def parse_hours_range(value: object) -> HoursRange:
+    """`HH:MM-HH:MM` local wall-clock times; an end before the start is the next day's (a night
+    shift), `24:00` is midnight at the end of the day. Raises ValueError otherwise (also for an end
+    equal to the start)."""
     if isinstance(value, HoursRange):
         return value
     match = _RANGE.match(value) if isinstance(value, str) else None
     if not match:
-        raise ValueError("working hours are written like '09:00-17:00'")
+        raise ValueError("working hours are written like '09:00-17:00' (or '21:00-02:00' across midnight)")
     h1, m1, h2, m2 = (int(g) for g in match.groups())
     if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
         raise ValueError(f"{value!r} is not a time of day (00:00 to 24:00)")
     start, end = h1 * 60 + m1, h2 * 60 + m2
-    if start >= end:
-        raise ValueError(f"{value!r}: the start must be before the end (ranges cannot cross midnight)")
+    if start == end:
+        raise ValueError(f"{value!r}: the start and the end must differ (a whole day is '00:00-24:00')")
+    if end < start:
+        end += MINUTES_PER_DAY  # crosses midnight: ends on the next day
     return HoursRange(start, end)
 
 
@@ -157,6 +173,23 @@ class BusinessHours(BaseModel):
             raise ValueError("a business-hours calendar needs working hours on at least one weekday")
         return value
 
+    @field_validator("hours")
+    @classmethod
+    def _night_shifts_end_before_the_next_day_starts(cls, value: dict[str, list[HoursRange]]) -> dict[str, list[HoursRange]]:
+        for n, day in enumerate(WEEKDAYS):
+            following = WEEKDAYS[(n + 1) % 7]
+            for late in value.get(day, []):
+                spill = late.end - MINUTES_PER_DAY
+                clash = next((early for early in value.get(following, []) if early.start < spill), None)
+                if clash is not None:
+                    raise ValueError(f"working hours {day} {late} and {following} {clash} overlap")
+        return value
+
+    def weekly_hours(self) -> tuple[timedelta, int]:
+        """Working time in a week without holidays, and how many weekdays are worked (for advice)."""
+        ranges = [r for day in self.hours.values() for r in day]
+        return timedelta(minutes=sum(r.end - r.start for r in ranges)), sum(1 for day in self.hours.values() if day)
+
     # The UTC working intervals of each local day, once computed (services/sla/calendar.py): the
     # zone arithmetic was the sla service's hottest path. Per calendar object, so a policy reload
     # starts afresh.
@@ -200,6 +233,52 @@ class CalendarChoice(BaseModel):
         for choice in self.by_source.values():
             names.update([choice] if isinstance(choice, str) else choice.values())
         return names
+
+    def names_for(self, priority: str) -> set[str]:
+        """Every calendar a clock of this priority may run on, whatever its source."""
+        names = {self.by_priority.get(priority, self.default)}  # sources not listed, and priorities a source leaves out
+        for choice in self.by_source.values():
+            if isinstance(choice, str):
+                names.add(choice)
+            elif priority in choice:
+                names.add(choice[priority])
+        return names
+
+
+PolicyNote = tuple[tuple[str | int, ...], str]
+"""Advice on a valid policy: the field's path (as in errors) and the message."""
+
+
+def _written_in_days(data: object) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Paths and texts of the targets and escalation delays the raw policy writes in days or weeks."""
+    if not isinstance(data, Mapping):
+        return
+    targets = data.get("targets")
+    for priority, clocks in targets.items() if isinstance(targets, Mapping) else ():
+        for clock, text in clocks.items() if isinstance(clocks, Mapping) else ():
+            if written_in_days(text):
+                yield ("targets", priority, clock), text
+    escalations = data.get("escalations")
+    for n, level in enumerate(escalations if isinstance(escalations, list) else ()):
+        if isinstance(level, Mapping) and written_in_days(level.get("after")):
+            yield ("escalations", n, "after"), level["after"]
+
+
+def _days_advice(text: str, offices: dict[str, BusinessHours], *, business_days_allowed: bool) -> str:
+    """E.g. "'3d' counts 72 working hours on business-hours calendar us_office (about 11 of its
+    working days), not 3 calendar days: write '3bd' for 3 business days, or '72h' to keep 72 working hours"."""
+    duration = parse_duration(text)
+    hours = f"{duration / timedelta(hours=1):g}"
+    spans = []
+    for name, office in offices.items():
+        week, worked_days = office.weekly_hours()
+        spans.append(f"{name} (about {duration / (week / worked_days):.0f} of its working days)")
+    days = duration / timedelta(days=1)
+    advice = (f"{text!r} counts {hours} working hours on business-hours calendar {' and '.join(spans)}, "
+              f"not {days:g} calendar day{'s' * (days != 1)}: ")
+    if business_days_allowed and days == int(days) and "w" not in text.lower():  # a week of 7bd is not what was meant
+        advice += f"write '{int(days)}bd' for {int(days)} business day{'s' * (days != 1)}, or "
+    return advice + f"write '{hours}h' to keep {hours} working hours"
 
 
 class SlaPolicy(BaseModel):
@@ -249,6 +328,29 @@ class SlaPolicy(BaseModel):
         if unknown:
             raise ValueError(f"calendar {', '.join(unknown)} is not defined under 'calendars'")
         return value
+
+    # Paths and texts of durations written in days or weeks (see load_warnings), from the raw file.
+    _in_days: dict[tuple[str | int, ...], str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_durations_in_days(cls, data: Any, handler: Any) -> SlaPolicy:
+        policy = handler(data)
+        policy._in_days = dict(_written_in_days(data))
+        return policy
+
+    def load_warnings(self) -> list[PolicyNote]:
+        """Advice, not errors: each target or escalation delay written in days or weeks (`3d`, `1w`)
+        that counts on a business-hours calendar. There `3d` is 72 working hours, some 9 to 11
+        working days of a 9-to-5 office, and admins read it as three days (issue 12): say `3bd`
+        (business days) or `72h`. Logged by the sla service at load; printed by `helpdesk policy validate`."""
+        notes: list[PolicyNote] = []
+        for loc, text in self._in_days.items():
+            names = self.calendar.names() if loc[0] == "escalations" else self.calendar.names_for(str(loc[1]))
+            offices = {n: c for n in sorted(names) if isinstance(c := self.calendars.get(n), BusinessHours)}
+            if offices:
+                notes.append((loc, _days_advice(text, offices, business_days_allowed=loc[0] == "targets")))
+        return notes
 
     def calendar_name(self, priority: str, source: str = "") -> str:
         choice = self.calendar.by_source.get(source) if source else None

@@ -67,6 +67,13 @@ MIGRATIONS = [
         CREATE INDEX pending_activity_case ON {schema}.pending_activity (case_id, occurred_at);
         """,
     ),
+    (
+        2,
+        """
+        -- Working time a clock counted before a repeat complaint raised the case's priority (issue 12).
+        ALTER TABLE {schema}.clocks ADD COLUMN counted_before interval NOT NULL DEFAULT '0';
+        """,
+    ),
 ]
 
 FREE_TEXT_FIELDS = {"description", "resolution", "root_cause", "improvement"}
@@ -101,7 +108,8 @@ def _clock(row: asyncpg.Record) -> Clock:
         case_id=row["case_id"], kind=row["kind"], priority=row["priority"], calendar=row["calendar"],
         started_at=row["started_at"], target=row["target"], due_at=row["due_at"], promise_id=row["promise_id"],
         state=row["state"], started_by=row["started_by"], paused_at=row["paused_at"],
-        paused_total=row["paused_total"], breached_at=row["breached_at"], ended_at=row["ended_at"],
+        paused_total=row["paused_total"], counted_before=row["counted_before"], breached_at=row["breached_at"],
+        ended_at=row["ended_at"],
         warnings_sent=tuple(row["warnings_sent"]), escalations_sent=row["escalations_sent"],
         arming=row["arming"], armed_timers=tuple(row["armed_timers"]),
     )
@@ -161,7 +169,7 @@ async def save_clocks(conn: asyncpg.Connection, clocks: Iterable[Clock]) -> None
     rows = [
         (c.case_id, c.key, c.kind, c.promise_id, c.priority, c.calendar, c.started_at, c.target, c.due_at,
          c.state, c.started_by, c.paused_at, c.paused_total, c.breached_at, c.ended_at, list(c.warnings_sent),
-         c.escalations_sent, c.arming, list(c.armed_timers))
+         c.escalations_sent, c.arming, list(c.armed_timers), c.counted_before)
         for c in clocks
     ]
     if not rows:
@@ -170,15 +178,15 @@ async def save_clocks(conn: asyncpg.Connection, clocks: Iterable[Clock]) -> None
         f"""
         INSERT INTO {SCHEMA}.clocks (case_id, clock_key, kind, promise_id, priority, calendar, started_at, target,
             due_at, state, started_by, paused_at, paused_total, breached_at, ended_at, warnings_sent,
-            escalations_sent, arming, armed_timers)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+            escalations_sent, arming, armed_timers, counted_before)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
         ON CONFLICT (case_id, clock_key) DO UPDATE SET
             priority = EXCLUDED.priority, calendar = EXCLUDED.calendar, started_at = EXCLUDED.started_at,
             target = EXCLUDED.target, due_at = EXCLUDED.due_at, state = EXCLUDED.state,
             started_by = EXCLUDED.started_by, paused_at = EXCLUDED.paused_at, paused_total = EXCLUDED.paused_total,
             breached_at = EXCLUDED.breached_at, ended_at = EXCLUDED.ended_at, warnings_sent = EXCLUDED.warnings_sent,
             escalations_sent = EXCLUDED.escalations_sent, arming = EXCLUDED.arming,
-            armed_timers = EXCLUDED.armed_timers, updated_at = now()
+            armed_timers = EXCLUDED.armed_timers, counted_before = EXCLUDED.counted_before, updated_at = now()
         """,
         rows,
     )

@@ -79,3 +79,25 @@ def test_a_fallback_allowed_on_reopen_stands_in_on_a_second_grant():
     # flowers 20 > cap 10: dropped; fallback note 0 + mug 10 = 10 ≤ 10: both fit
     assert [o["kind"] for o in decision.offers] == ["personal_note", "gift"]
     assert (decision.outcome, decision.value) == ("granted", Decimal("10.00"))
+
+
+def test_an_order_total_with_float_noise_still_gets_its_replacement(default_policy):
+    # A CRM's 3 × 1.15 arrives as 3.4499999999999997 USD: the order is 3.45 USD (minor units, half-up)
+    # both as the replacement's worth and as the cap (order total × 1.0), so the replacement fits.
+    decision = decide(complaint((3 * 1.15, "USD"), category="wrong_item_or_install"), default_policy, "v")
+    assert decision.rule_id != "apology_and_gift"
+    assert any(offer["kind"] == "replacement" and offer["value"] == 3.45 for offer in decision.offers)
+
+
+def test_a_case_already_over_its_cap_still_gets_the_free_note():
+    # A first grant allowed over the cap (110 on a 100 order) leaves no room: the free note still fits.
+    policy = policy_from("""currency: USD
+authority: [{role: agent, limit: 50}, {role: supervisor, limit: 500}]
+approval_escalation_after: 4h
+rules:
+  - {id: sorry_again, when: {category: delay}, allow_on_reopen: true, offers: [{kind: personal_note, handwritten: true}, {kind: coupon, percent: 10}]}
+fallback: {id: apology, allow_on_reopen: true, offers: [{kind: personal_note, handwritten: true}]}
+""")
+    facts = CaseFacts(granted_total=Decimal("110"), already_compensated=True, reopened=True)
+    decision = decide(complaint((100.0, "USD"), category="delay"), policy, "v", facts)
+    assert (decision.outcome, decision.offers) == ("granted", [NOTE])

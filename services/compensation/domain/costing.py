@@ -15,7 +15,7 @@ from shared.events import ComplaintClassified
 
 from ..policy import CompensationPolicy, Coupon, FreeShipping, FreeTrial, Gesture, Gift, Offer
 from ..policy import PersonalNote, Refund, Replacement
-from .money import exact, format_money, json_number, round_ceiling, round_money
+from .money import format_money, json_number, round_ceiling, round_money
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,9 @@ def order_terms(complaint: ComplaintClassified, policy: CompensationPolicy) -> T
         # Without a rate we cannot compare the order with limits written in the policy currency;
         # decide in the policy currency from pricing defaults rather than guess a rate.
         return Terms(policy.currency, None, f"order currency {order.currency} has no exchange rate in the policy")
-    return Terms(order.currency, exact(order.amount))
+    # In the currency's minor units once, here: a replacement worth the order and the cap of the
+    # order total must be the same amount (3.4499999999999997 USD from a CRM's float is 3.45 for both).
+    return Terms(order.currency, round_money(order.amount, order.currency))
 
 
 def _percent_base(terms: Terms, policy: CompensationPolicy) -> Decimal:

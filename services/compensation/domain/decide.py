@@ -179,10 +179,10 @@ def _apply_cap(offers: list[PricedOffer], allow_over_cap: bool, policy: Compensa
         draft.lines.append(f"cap: {format_amount(wanted, currency)} exceeds {format_money(ceiling, currency)}, "
                            "allowed by the rule")
         return offers, False
-    room = ceiling - facts.granted_total
+    room = max(ceiling - facts.granted_total, ZERO)  # a case already over its cap has no room, not less
     kept: list[PricedOffer] = []
     for offer in offers:
-        if offer.cost <= room:
+        if offer.cost <= room:  # a free offer always fits
             kept.append(offer)
             room -= offer.cost
         elif (cut := shrink(offer, room, currency)) is not None:

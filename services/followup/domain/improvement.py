@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable
 
+from services.followup.domain.localtime import after, customer_zone
 from services.followup.domain.model import CategoryCase, CustomerFacts, PlannedFollowup, SkippedFollowup
 from services.followup.domain.planning import fit
 from services.followup.policy import FollowupPolicy
@@ -36,9 +37,13 @@ def improvement_recipients(
 def plan_improvement_notice(
     policy: FollowupPolicy, recipient: CategoryCase, customer: CustomerFacts, now: datetime,
 ) -> PlannedFollowup | SkippedFollowup:
-    """The notice to another customer, filed under their own case, under their frequency rules."""
+    """The notice to another customer, filed under their own case, under their frequency rules.
+
+    Due `delay` after `now` in the recipient's zone (calendar days keep the local clock time).
+    """
     notice = policy.improvement_notice
+    due = after(now, notice.delay, customer_zone(customer.timezone))
     return fit(
-        policy, "improvement_notice", notice.channel, now + notice.delay, customer,
+        policy, "improvement_notice", notice.channel, due, customer,
         recipient.case_id, "a change made after a similar complaint",
     )

@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable, Literal
 
+from services.followup.domain.localtime import utc
 from services.followup.domain.model import CustomerFacts, PendingFollowup, PlannedFollowup
 from services.followup.domain.planning import fit, survey_blocked_by
 from services.followup.policy import FollowupPolicy
@@ -41,10 +42,12 @@ def decide_at_due(
     """Checks a follow-up again when it falls due: facts change in the days since it was planned.
 
     `customer` must not list this follow-up among its contacts. Frequency rules count what was
-    actually sent, as a send-time rule does.
+    actually sent, as a send-time rule does; survey answers (`customer.survey_responses`) start
+    their cooldown. `now` may be in any zone; the decision's `due_at` is UTC.
     """
+    now = utc(now)
     if followup.kind == "satisfaction_survey":
-        blocked = survey_blocked_by(policy, now, customer)
+        blocked = survey_blocked_by(policy, now, customer, followup.case_id)
         if blocked:
             return DueDecision("skip", now, blocked)
     sent = replace(customer, contacts=tuple(c for c in customer.contacts if not c.pending))

@@ -10,6 +10,7 @@ from services.followup.contract import FollowupChannel, FollowupKind
 SURVEY_WITHIN_WINDOW = "survey_within_window"
 OPEN_CASE = "open_case"
 IRATE_CASE_UNRESOLVED = "irate_case_unresolved"
+CASE_ALREADY_SURVEYED = "case_already_surveyed"  # satisfaction_survey.once_per_case
 ALREADY_SCHEDULED = "already_scheduled"
 ALREADY_SENT = "already_sent"
 NO_SLOT_WITHIN_MAX_DEFER = "no_slot_within_max_defer"
@@ -45,7 +46,7 @@ class CustomerFacts:
     timezone: str = "UTC"
     loyalty: str = "standard"
     contacts: tuple[Contact, ...] = ()
-    survey_responses: tuple[datetime, ...] = ()
+    survey_responses: tuple[datetime, ...] = ()  # when the customer answered a survey (survey.answered)
     cases: tuple[CustomerCase, ...] = ()  # the customer's cases other than the one being resolved
 
 

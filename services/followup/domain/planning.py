@@ -6,14 +6,15 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from services.followup.contract import FollowupChannel, FollowupKind
-from services.followup.domain.frequency import counted_contacts, find_slot
-from services.followup.domain.localtime import customer_zone, end_of_quiet_hours, next_day_at, quiet_hours_apply
-from services.followup.domain.model import (
-    ALREADY_SCHEDULED, ALREADY_SENT, IRATE_CASE_UNRESOLVED, OPEN_CASE, SURVEY_WITHIN_WINDOW, Contact,
-    CustomerFacts, FollowupPlan, PlannedFollowup, ResolvedCase, SkippedFollowup,
+from services.followup.domain.frequency import counted_contacts, find_slot, within
+from services.followup.domain.localtime import (
+    after, customer_zone, end_of_quiet_hours, next_day_at, quiet_hours_apply, utc,
 )
-from services.followup.policy import FollowupPolicy
-from shared.durations import format_duration
+from services.followup.domain.model import (
+    ALREADY_SCHEDULED, ALREADY_SENT, CASE_ALREADY_SURVEYED, IRATE_CASE_UNRESOLVED, OPEN_CASE, SURVEY_WITHIN_WINDOW,
+    Contact, CustomerFacts, FollowupPlan, PlannedFollowup, ResolvedCase, SkippedFollowup,
+)
+from services.followup.policy import FollowupPolicy, format_span
 
 _NAMESPACE = uuid.UUID("5b0f6d1e-8d0a-4c55-9a53-0c2f1f7c9e10")
 
@@ -24,20 +25,31 @@ def followup_id_for(causation_id: str, customer_id: str, kind: str, sequence: in
 
 
 def thank_you_due(policy: FollowupPolicy, resolved_at: datetime, timezone_name: str) -> datetime:
-    note = policy.thank_you_note
+    """When the thank-you note is due (UTC): `local_time` on the local day `delay` after the
+    resolution; with `local_time: null`, `delay` after it (calendar days keep the local clock time,
+    hours are elapsed; see `localtime.after`)."""
+    note, zone = policy.thank_you_note, customer_zone(timezone_name)
     if note.local_time is None:
-        return resolved_at + note.delay
-    return next_day_at(resolved_at, note.delay, note.local_time, customer_zone(timezone_name))
+        return after(resolved_at, note.delay, zone)
+    return next_day_at(resolved_at, note.delay, note.local_time, zone)
 
 
-def survey_blocked_by(policy: FollowupPolicy, at: datetime, customer: CustomerFacts) -> str | None:
-    """Why a survey at `at` would add to survey fatigue or reach an unhappy customer; None if welcome."""
+def survey_blocked_by(policy: FollowupPolicy, at: datetime, customer: CustomerFacts, case_id: str | None = None) -> str | None:
+    """Why a survey at `at` would add to survey fatigue or reach an unhappy customer; None if welcome.
+
+    With `case_id`, a case already surveyed (sent or scheduled) is not surveyed again when the
+    policy's `once_per_case` says so. The window counts in the customer's zone (`localtime.after`).
+    """
     if any(case.open and case.irate for case in customer.cases):
         return IRATE_CASE_UNRESOLVED
     if any(case.open for case in customer.cases):
         return OPEN_CASE
-    window = policy.satisfaction_survey.window
-    if any(abs(at - c.at) < window for c in customer.contacts if c.kind == "satisfaction_survey"):
+    survey = policy.satisfaction_survey
+    surveys = [c for c in customer.contacts if c.kind == "satisfaction_survey"]
+    if case_id is not None and survey.once_per_case and any(c.case_id == case_id for c in surveys):
+        return CASE_ALREADY_SURVEYED
+    zone = customer_zone(customer.timezone)
+    if any(within(at, c.at, survey.window, zone) for c in surveys):
         return SURVEY_WITHIN_WINDOW
     return None
 
@@ -46,14 +58,14 @@ def fit(
     policy: FollowupPolicy, kind: FollowupKind, channel: FollowupChannel, due: datetime,
     customer: CustomerFacts, case_id: str, reason: str,
 ) -> PlannedFollowup | SkippedFollowup:
-    """Places one follow-up under quiet hours and frequency rules."""
+    """Places one follow-up due at `due` under quiet hours and frequency rules (in the customer's zone)."""
     zone = customer_zone(customer.timezone)
     quiet = policy.quiet_hours
     release = (lambda at: end_of_quiet_hours(at, quiet, zone)) if quiet_hours_apply(quiet, channel) else (lambda at: at)
     rules = None if kind in policy.frequency.exempt else policy.frequency
     slot = find_slot(
         due, contacts=counted_contacts(customer.contacts, policy.frequency),
-        responses=customer.survey_responses, rules=rules, release=release,
+        responses=customer.survey_responses, rules=rules, release=release, zone=zone,
     )
     if slot.skipped:
         return SkippedFollowup(kind, case_id, customer.customer_id, due, channel, slot.skipped)
@@ -63,27 +75,31 @@ def fit(
 
 
 def _candidates(policy: FollowupPolicy, case: ResolvedCase, customer: CustomerFacts) -> list[tuple[FollowupKind, FollowupChannel, datetime, str]]:
-    """Each follow-up this resolution asks for, at its due time before quiet hours and frequency rules."""
+    """Each follow-up this resolution asks for, at its due time before quiet hours and frequency rules.
+
+    Every delay counts from the resolution with `localtime.after` in the customer's zone.
+    """
     wanted: list[tuple[FollowupKind, FollowupChannel, datetime, str]] = []
+    zone, resolved = customer_zone(customer.timezone), case.resolved_at
     note = policy.thank_you_note
     if note.enabled:
-        due = thank_you_due(policy, case.resolved_at, customer.timezone)
+        due = thank_you_due(policy, resolved, customer.timezone)
         wanted.append(("thank_you_note", note.channel_for(customer.loyalty), due, "thank-you note the day after resolution"))
     survey = policy.satisfaction_survey
     if survey.enabled:
-        wanted.append(("satisfaction_survey", survey.channel, case.resolved_at + survey.after, f"survey {_short(survey.after)} after resolution"))
+        wanted.append(("satisfaction_survey", survey.channel, after(resolved, survey.after, zone), f"survey {_short(survey.after)} after resolution"))
     notice = policy.improvement_notice
     if notice.enabled and case.improvement:
-        wanted.append(("improvement_notice", notice.channel, case.resolved_at + notice.delay, "tell the customer what changed"))
+        wanted.append(("improvement_notice", notice.channel, after(resolved, notice.delay, zone), "tell the customer what changed"))
     retention = policy.retention_checkin
     if retention.enabled:
         for step in retention.cadence:
-            wanted.append(("retention_checkin", retention.channel, case.resolved_at + step, f"retention check-in +{_short(step)}"))
+            wanted.append(("retention_checkin", retention.channel, after(resolved, step, zone), f"retention check-in +{_short(step)}"))
     return wanted
 
 
 def _short(delta: timedelta) -> str:
-    return format_duration(delta)
+    return format_span(delta)
 
 
 def _repeat_reason(kind: FollowupKind, case: ResolvedCase, customer: CustomerFacts) -> str | None:
@@ -101,14 +117,16 @@ def plan_on_resolved(policy: FollowupPolicy, case: ResolvedCase, customer: Custo
 
     Follow-ups are placed in due order and each one planned becomes a fact for the next, so the
     plan of one resolution obeys the frequency rules within itself too. A due time already passed
-    (the event arrived late) is moved to `now` before quiet hours apply.
+    (the event arrived late) is moved to `now` before quiet hours apply. Instants may come in any
+    zone: the plan is the same for the same instants, in UTC.
     """
-    plan, facts = FollowupPlan(), customer
+    plan, facts, now = FollowupPlan(), customer, utc(now)
+    case = replace(case, resolved_at=utc(case.resolved_at))
     for kind, channel, due, reason in sorted(_candidates(policy, case, customer), key=lambda w: w[2]):
         due = max(due, now)
         blocked = _repeat_reason(kind, case, customer)
         if blocked is None and kind == "satisfaction_survey":
-            blocked = survey_blocked_by(policy, due, facts)
+            blocked = survey_blocked_by(policy, due, facts, case.case_id)
         if blocked:
             plan.skipped.append(SkippedFollowup(kind, case.case_id, customer.customer_id, due, channel, blocked))
             continue

@@ -12,17 +12,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from shared.events import (
-    CaseContacted, CasePaused, CaseReopened, CaseResolved, CaseResumed, ComplaintClassified, Inbound,
-    PromiseKept, PromiseMade,
+    ActivityEvent, CaseContacted, CasePaused, CaseReopened, CaseResolved, CaseResumed, ComplaintClassified,
+    Inbound, PromiseKept, PromiseMade,
 )
 from services.sla.calendar import deadline, target_as_business_time
 from services.sla.domain import clock as rules
 from services.sla.domain.clock import Clock, ClockKind, clock_key
-from services.sla.domain.effects import Effect, KeepForLater, TimerDue
-from services.sla.policy import ALWAYS_OPEN, SlaPolicy
+from services.sla.domain.effects import AutomatedContact, Effect, KeepForLater, TimerDue
+from services.sla.policy import ALWAYS_OPEN, PRIORITIES, SlaPolicy
 
 # Waiting on the customer stops these; a promise is a fixed time and first contact is owed regardless.
 PAUSABLE: tuple[ClockKind, ...] = ("resolution", "update")
+# A higher priority changes these targets; a promise is the time the agent promised.
+RETARGETED: tuple[ClockKind, ...] = ("first_contact", "update", "resolution")
 
 
 @dataclass(frozen=True)
@@ -85,32 +87,64 @@ def on_classified(
     case: CaseSla | None, event: ComplaintClassified, policy: SlaPolicy, now: datetime,
     pending: Iterable[Inbound] = (),
 ) -> Outcome:
-    """Starts first-contact, resolution and update clocks, then applies activity that came early.
+    """Starts first-contact and resolution clocks, then applies activity that came early.
 
-    A repeat classification of an open case changes nothing; of a resolved case, it is a new
-    complaint and starts all three clocks again.
+    The update clock is not started here but at first contact (`_contacted`): before it, first
+    contact is what the customer is owed, and a short update target must not breach first.
+    A repeat classification of an open case re-targets its open clocks when it raises the priority
+    (`_reprioritised`); of a resolved case, it is a new complaint and starts the clocks again.
     """
-    if case is not None and not case.resolved:
-        return Outcome(case)
     started_at = _aware(event.received_at or event.occurred_at)
+    if case is not None and not case.resolved:
+        return _reprioritised(case, event.priority, started_at, policy, now, event.event_id)
     fresh = CaseSla(
         case_id=event.case_id, priority=event.priority, source=event.source, classified_by=event.event_id,
         kept_before_made=case.kept_before_made if case else frozenset(), clocks=dict(case.clocks) if case else {},
     )
     outcome = Outcome(fresh)
-    for kind in ("first_contact", "resolution", "update"):
+    for kind in ("first_contact", "resolution"):
         outcome = outcome.then(lambda c, k=kind: _start_obligation(c, k, started_at, policy, now, event.event_id))
     for early in sorted(pending, key=lambda e: e.occurred_at):
         outcome = outcome.then(lambda c, e=early: on_activity(c, e, policy, now))
     return outcome
 
 
+def _reprioritised(case: CaseSla, priority: str, at: datetime, policy: SlaPolicy, now: datetime, cause: str) -> Outcome:
+    """A repeat complaint on an open case: a higher priority re-targets every open first-contact,
+    update and resolution clock (promises keep the time promised), keeping the working time they
+    have counted and the time they spent paused (`rules.retarget`). A lower or equal priority
+    changes nothing: the customer had to ask again, which never relaxes what is owed."""
+    if PRIORITIES.index(priority) >= PRIORITIES.index(case.priority):
+        return Outcome(case)
+    outcome = Outcome(replace(case, priority=priority))
+    for kind in RETARGETED:
+        if (clock := case.clocks.get(kind)) is not None and clock.is_open:
+            moved, effects = _retarget(clock, priority, case.source, at, policy, now, cause)
+            outcome = outcome.then(lambda c, m=moved, e=effects: _with_clock(c, m, e))
+    return outcome
+
+
+def _retarget(
+    clock: Clock, priority: str, source: str, at: datetime, policy: SlaPolicy, now: datetime, cause: str,
+) -> tuple[Clock, list[Effect]]:
+    calendar_name = policy.calendar_name(priority, source)
+    calendar = policy.calendar_named(calendar_name)
+    # A target in business days counts from when the clock started, as if it had applied from the start.
+    target = target_as_business_time(clock.started_at, getattr(policy.targets[priority], clock.kind), calendar)
+    return rules.retarget(
+        clock, at, priority=priority, calendar_name=calendar_name, calendar=calendar, target=target,
+        old_calendar=policy.calendar_named(clock.calendar), policy=policy, now=now, cause=cause,
+    )
+
+
 # ---------- case activity ----------
 def on_activity(case: CaseSla | None, event: Inbound, policy: SlaPolicy, now: datetime) -> Outcome:
+    rule = _ACTIVITY_RULES.get(type(event))
+    if rule is None:
+        return Outcome(case)  # customer.returned, survey.answered: other services' business, never kept
     if case is None:
         return Outcome(None, [KeepForLater(event.event_id)])
-    rule = _ACTIVITY_RULES.get(type(event))
-    return rule(case, event, policy, now) if rule else Outcome(case)
+    return rule(case, event, policy, now)
 
 
 def _meet(case: CaseSla, key: str, at: datetime, policy: SlaPolicy, now: datetime, cause: str) -> Outcome:
@@ -130,7 +164,24 @@ def _restart_update(case: CaseSla, at: datetime, policy: SlaPolicy, now: datetim
     )
 
 
+def _restart_running_update(case: CaseSla, at: datetime, policy: SlaPolicy, now: datetime, cause: str) -> Outcome:
+    """A kept promise updates the customer too, once updates are owed: after first contact."""
+    clock = case.clocks.get("update")
+    if clock is None or not clock.is_open:
+        return Outcome(case)
+    return _restart_update(case, at, policy, now, cause)
+
+
+def _automated(case: CaseSla, event: ActivityEvent) -> Outcome:
+    """An auto-acknowledgement or a bot's message is not a person getting back to the customer: it
+    meets no clock (first contact, update or promise) and is only counted."""
+    return Outcome(case, [AutomatedContact(event.type, event.by)])
+
+
 def _contacted(case: CaseSla, event: CaseContacted, policy: SlaPolicy, now: datetime) -> Outcome:
+    """First contact is met and the update clock (re)starts: updates are owed from first contact on."""
+    if event.is_automated:
+        return _automated(case, event)
     at = event.occurred_at
     return _meet(case, "first_contact", at, policy, now, event.event_id).then(
         lambda c: _restart_update(c, at, policy, now, event.event_id)
@@ -155,16 +206,18 @@ def _promise_made(case: CaseSla, event: PromiseMade, policy: SlaPolicy, now: dat
 
 
 def _promise_kept(case: CaseSla, event: PromiseKept, policy: SlaPolicy, now: datetime) -> Outcome:
+    if event.is_automated:
+        return _automated(case, event)
     key = clock_key("promise", event.promise_id)
     clock = case.clocks.get(key)
     if clock is None:
         # Kept before the promise arrived: remember it, so the late promise_made starts no clock.
         early = replace(case, kept_before_made=case.kept_before_made | {event.promise_id})
-        return _restart_update(early, event.occurred_at, policy, now, event.event_id)
+        return _restart_running_update(early, event.occurred_at, policy, now, event.event_id)
     if not clock.is_open:
         return Outcome(case)
     return _meet(case, key, event.occurred_at, policy, now, event.event_id).then(
-        lambda c: _restart_update(c, event.occurred_at, policy, now, event.event_id)
+        lambda c: _restart_running_update(c, event.occurred_at, policy, now, event.event_id)
     )
 
 

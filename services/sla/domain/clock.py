@@ -32,14 +32,15 @@ class Clock:
     kind: ClockKind
     priority: str
     calendar: str
-    started_at: datetime
+    started_at: datetime  # when this run started counting (a re-target starts a new run)
     target: timedelta  # working time on `calendar`
     due_at: datetime
     promise_id: str | None = None
     state: ClockState = "running"
-    started_by: str | None = None  # event id that started the clock: the cause of its timer events
+    started_by: str | None = None  # event id that started or last re-targeted the clock: the cause of its timer events
     paused_at: datetime | None = None
-    paused_total: timedelta = ZERO  # working time spent paused, not counted against the target
+    paused_total: timedelta = ZERO  # working time spent paused since `started_at`, not counted against the target
+    counted_before: timedelta = ZERO  # working time counted before `started_at`, under an earlier priority
     breached_at: datetime | None = None
     ended_at: datetime | None = None
     warnings_sent: tuple[float, ...] = ()
@@ -59,12 +60,14 @@ class Clock:
 def position(clock: Clock, at: datetime, calendar: AnyCalendar) -> timedelta:
     """Working time the clock has counted by `at` (time paused does not count)."""
     until = min(at, clock.paused_at) if clock.paused_at else at
-    return max(ZERO, business_time_between(clock.started_at, until, calendar) - clock.paused_total)
+    since_start = business_time_between(clock.started_at, until, calendar) - clock.paused_total
+    return max(ZERO, clock.counted_before + since_start)
 
 
 def instant_of(clock: Clock, counted: timedelta, calendar: AnyCalendar) -> datetime:
-    """When the clock will have counted `counted`, given the pauses so far."""
-    return add_business_time(clock.started_at, counted + clock.paused_total, calendar)
+    """When the clock will have counted `counted`, given the pauses so far (an amount already
+    counted before this run started is reached at its start)."""
+    return add_business_time(clock.started_at, max(ZERO, counted - clock.counted_before) + clock.paused_total, calendar)
 
 
 def _emit(clock: Clock, type_: str, now: datetime, causation_id: str | None, **extra: object) -> Emit:
@@ -137,6 +140,35 @@ def resume(clock: Clock, at: datetime, policy: SlaPolicy, calendar: AnyCalendar)
     if not clock.breached_at:
         clock = replace(clock, due_at=instant_of(clock, clock.target, calendar))
     return rearm(clock, policy, calendar)
+
+
+def retarget(
+    clock: Clock, at: datetime, *, priority: str, calendar_name: str, calendar: AnyCalendar, target: timedelta,
+    old_calendar: AnyCalendar, policy: SlaPolicy, now: datetime, cause: str | None,
+) -> tuple[Clock, list[Effect]]:
+    """The case's priority changed at `at`: the clock counts toward the new priority's target from
+    what it had counted by then. From `at` it runs on the new priority's calendar; the working time
+    already counted (on its old calendar, paused time excluded) carries over, pauses after `at` still
+    move the deadline out, and a clock already past the new target is due at `at` (it breaches at
+    once). Sends `sla.retargeted` with the old and the new due time and priority. A clock already
+    breached, met or cancelled is left as it is: its breach was announced and escalations run.
+    """
+    if clock.state not in ("running", "paused") or clock.breached_at is not None:  # paused after its breach
+        return clock, []
+    rebase = max(at, clock.started_at)
+    counted = position(clock, rebase, old_calendar)
+    moved = replace(
+        clock, priority=priority, calendar=calendar_name, target=target, started_at=rebase, started_by=cause,
+        counted_before=counted, paused_total=ZERO,
+        paused_at=max(clock.paused_at, rebase) if clock.paused_at else None,
+        # a share warned about stays warned only while the new target keeps it passed
+        warnings_sent=tuple(share for share in clock.warnings_sent if target * share <= counted),
+    )
+    moved = replace(moved, due_at=instant_of(moved, target, calendar))
+    moved, arming = rearm(moved, policy, calendar)
+    news = _emit(moved, "sla.retargeted", now, cause, old_due_at=clock.due_at, old_priority=clock.priority,
+                 elapsed_seconds=int(counted.total_seconds()))
+    return moved, [news, *arming]
 
 
 def meet(clock: Clock, at: datetime, now: datetime, cause: str | None, calendar: AnyCalendar) -> tuple[Clock, list[Effect]]:

@@ -17,7 +17,7 @@ TimerKind = Literal["warning", "breach", "escalation"]
 class Emit:
     """Publish one event on `helpdesk.sla.v1`; `fields` are the contract fields beyond the envelope."""
 
-    type: str  # sla.started | sla.warning | sla.breached | sla.escalated | sla.met | sla.cancelled
+    type: str  # sla.started | sla.warning | sla.breached | sla.escalated | sla.met | sla.cancelled | sla.retargeted
     case_id: str
     causation_id: str | None
     occurred_at: datetime
@@ -83,4 +83,12 @@ class KeepForLater:
     event_id: str
 
 
-Effect = Emit | ArmTimer | CancelTimers | KeepForLater
+@dataclass(frozen=True)
+class AutomatedContact:
+    """An automated contact (auto-acknowledgement, bot, system) met no clock: count it apart."""
+
+    activity_type: str  # case.contacted | case.promise_kept
+    by: str | None  # bot | system | agent (automated: true) | None (not said)
+
+
+Effect = Emit | ArmTimer | CancelTimers | KeepForLater | AutomatedContact
