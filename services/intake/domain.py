@@ -184,15 +184,17 @@ def _model_words(p: Prediction) -> str:
     return f"model {p.confidence:.2f} {p.category}"
 
 
-def decided_without_model(text: str, policy: ClassificationPolicy, crm_category: str | None = None) -> CategoryDecision | None:
+def decided_without_model(text: str, policy: ClassificationPolicy, crm_category: str | None = None,
+                          ranked: list[tuple[str, list[str]]] | None = None) -> CategoryDecision | None:
     """The decision when the CRM's mapped category or a strong keyword match settles it, so the
-    model need not run (steps 1 and 2 of `decide_category`); None when the model has a say."""
+    model need not run (steps 1 and 2 of `decide_category`); None when the model has a say.
+    `ranked`: the text's `keyword_hits`, when the caller has them already."""
     if policy.model is None:
         return None
     mapped = mapped_crm_category(policy, crm_category)
     if mapped is not None:
         return CategoryDecision(mapped, "crm", False, None, [f"category {mapped}: the CRM's category '{crm_category}'"])
-    ranked = keyword_hits(text, policy)
+    ranked = keyword_hits(text, policy) if ranked is None else ranked
     if ranked:
         name, found = ranked[0]
         runner_up = len(ranked[1][1]) if len(ranked) > 1 else 0
@@ -229,7 +231,8 @@ def decide_category(text: str, policy: ClassificationPolicy, prediction: Predict
     5. the fallback category, flagged for review.
     Without a `model` section (or a prediction) the keywords decide as they always did, after a
     mapped CRM category. `prediction` may be None when steps 1 or 2 decide (`decided_without_model`)."""
-    early = decided_without_model(text, policy, crm_category)
+    ranked = keyword_hits(text, policy)
+    early = decided_without_model(text, policy, crm_category, ranked)
     if early is not None:
         return early
     mapped = mapped_crm_category(policy, crm_category)
@@ -237,7 +240,6 @@ def decide_category(text: str, policy: ClassificationPolicy, prediction: Predict
         return CategoryDecision(mapped, "crm", False, None, [f"category {mapped}: the CRM's category '{crm_category}'"])
     reasons = _unmapped_crm_category(policy, crm_category)
     confidence = prediction.confidence if prediction is not None else None
-    ranked = keyword_hits(text, policy)
     rules = policy.model
     if rules is None or prediction is None:
         name, found = ranked[0] if ranked else (policy.fallback_category, [])
