@@ -9,7 +9,7 @@ MODELS := .models
 TABLE := $(MODELS)/static-e5/manifest.json
 CLASSIFIER := $(MODELS)/classifier.joblib
 
-.PHONY: venv model stack-up stack-down stack-status tools test test-unit demo chaos bench clean
+.PHONY: venv model stack-up stack-down stack-status tools test test-unit demo chaos bench clean contract
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ $(CLASSIFIER): $(TABLE) config/classification.yaml config/classification_example
 
 model: venv $(CLASSIFIER)
 
-## Real Kafka (KRaft) on 127.0.0.1:9092 and PostgreSQL on 127.0.0.1:55432 (unless DATABASE_URL is set).
+## Real Kafka (KRaft) on 127.0.0.1:$KAFKA_PORT (9092) and PostgreSQL on 127.0.0.1:$PG_PORT (55432, unless
+## DATABASE_URL is set), state in $HELPDESK_STACK_DIR (.stack/). stack-up reuses servers that answer and
+## says whose they are; stack-down stops only what this checkout's state dir started; stack-status
+## prints per server: up or down, address, version, owner (README, "The local stack").
 stack-up: venv
 	@bash deploy/local/stack.sh up
 
@@ -42,6 +45,10 @@ stack-status: venv
 ## promtool (Debian's prometheus package) for the alert-rule checks.
 tools:
 	@bash deploy/local/tools.sh
+
+## docs/contract.md tables, docs/schemas/ and docs/asyncapi/, regenerated from the pydantic models.
+contract: venv
+	@$(PY) deploy/contract_docs.py && $(PY) deploy/asyncapi.py
 
 ## The whole suite: unit tests, then integration tests on the real servers.
 test: venv model tools stack-up

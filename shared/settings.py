@@ -50,7 +50,18 @@ class Settings(BaseSettings):
         return f"{self.helpdesk_topic_prefix}{name}"
 
     def group(self, service: str) -> str:
+        """The stem of every consumer group of a service: `<prefix>helpdesk-<service>`. A group itself
+        is always this stem, a dot and a name (`consumer_group`), so one prefixed ACL on
+        `<prefix>helpdesk-<service>.` covers all of a service's groups (README, "Security")."""
         return f"{self.helpdesk_topic_prefix}helpdesk-{service}"
+
+    def consumer_group(self, service: str, consumer: str) -> str:
+        """A service's consumer group: `<prefix>helpdesk-<service>.<consumer>`, where `consumer` names
+        what the group reads (its topic, or e.g. "inbound" for one consumer of several topics).
+        Raises ValueError for an empty name."""
+        if not consumer:
+            raise ValueError("a consumer group needs a name after the service's stem")
+        return f"{self.group(service)}.{consumer}"
 
     def policy_path(self, filename: str) -> Path:
         return Path(self.helpdesk_config_dir) / filename
