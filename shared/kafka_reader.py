@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -11,9 +12,12 @@ from shared.kafka import client_args
 from shared.settings import Settings
 
 
-async def read_topic(settings: Settings, name: str, *, limit: int | None = None) -> list[dict[str, Any]]:
-    """Every JSON object now in `name` (prefix applied), oldest first per partition, with the
-    record's key added as `_key`."""
+async def read_topic(settings: Settings, name: str, *, limit: int | None = None,
+                     positions: bool = False) -> list[dict[str, Any]]:
+    """Every JSON object now in `name` (prefix applied), oldest first per partition (partitions one
+    after another, so not in time order across them: see `by_time`), with the record's key added as
+    `_key`. With `positions`, also `_partition`, `_offset` and `_timestamp` (the record's Kafka
+    timestamp, milliseconds since the Unix epoch)."""
     consumer = AIOKafkaConsumer(**client_args(settings), enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -47,6 +51,8 @@ async def read_topic(settings: Settings, name: str, *, limit: int | None = None)
                         continue
                     if isinstance(value, dict):
                         value["_key"] = r.key.decode("utf-8", "replace") if r.key else None
+                        if positions:
+                            value.update(_partition=r.partition, _offset=r.offset, _timestamp=r.timestamp)
                         out.append(value)
         return out
     finally:
@@ -58,3 +64,26 @@ async def read_topic(settings: Settings, name: str, *, limit: int | None = None)
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
+
+
+def event_time(record: dict[str, Any]) -> datetime:
+    """When an event read by `read_topic` happened, as an aware UTC datetime: its `occurred_at`
+    (RFC 3339 text), else the record's Kafka timestamp (`_timestamp`), else the Unix epoch."""
+    text = record.get("occurred_at")
+    if isinstance(text, str):
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+        if when is not None and when.tzinfo is not None:
+            return when.astimezone(timezone.utc)
+    stamp = record.get("_timestamp")
+    if isinstance(stamp, int) and stamp >= 0:
+        return datetime.fromtimestamp(stamp / 1000, timezone.utc)
+    return datetime.fromtimestamp(0, timezone.utc)
+
+
+def by_time(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`records` oldest first across all partitions (by `event_time`; ties keep partition and
+    offset order)."""
+    return sorted(records, key=lambda r: (event_time(r), r.get("_partition", 0), r.get("_offset", 0)))

@@ -23,7 +23,7 @@ from services.compensation.domain import Decision, budget_line, check_approval, 
 from services.compensation.policy import CompensationPolicy
 from shared import timers
 from shared.events import COMPENSATION, REJECTED, CaseReopened, ComplaintClassified, dump
-from shared.inbound import RecordRef, RejectedInput, Route, every_record, parse_event, rejected_event
+from shared.inbound import RecordRef, RejectedInput, Route, every_record, parse_event, parse_keyed, rejected_event
 from shared.outbox import enqueue
 from shared.policy import PolicyHolder
 from shared.service import ServiceRuntime
@@ -239,7 +239,7 @@ def reopened_only(record: Any) -> Route | None:
     # Only reopened cases matter here. Bad case-activity records are reported by sla and followup,
     # which own that topic's rejections; reporting them a third time would only add noise.
     try:
-        event = parse_event(record.value, CaseReopened, ("case.reopened",))
+        event = parse_keyed(record, lambda raw: parse_event(raw, CaseReopened, ("case.reopened",)))
     except RejectedInput:
         return None
     return Route(lambda _raw: event, Compensation.record_reopen)

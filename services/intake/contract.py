@@ -71,7 +71,8 @@ class Complaint(Inbound):
     crm_category: Annotated[Annotated[str, Field(max_length=100)] | None, BeforeValidator(_blank_is_none)] = None
 
 
-RejectReason = Literal["too_large", "not_json", "not_an_object", "invalid_text", "invalid_fields", "empty"]
+RejectReason = Literal["too_large", "not_json", "not_an_object", "invalid_text", "invalid_fields", "empty",
+                      "key_mismatch"]
 
 
 def _field_errors(exc: ValidationError) -> list[str]:

@@ -51,9 +51,14 @@ def test_a_record_over_one_mebibyte_is_rejected_as_too_large():
     assert rejection(record).reason == "too_large"
 
 
-@pytest.mark.parametrize("record", [b"\xff\xfe not utf-8", b"{\"event_id\": ", b"garbage", b"", b"{\"a\": NaN}"])
+@pytest.mark.parametrize("record", [b"\xff\xfe not utf-8", b"{\"event_id\": ", b"garbage", b" ", b"{\"a\": NaN}"])
 def test_bytes_that_are_not_json_are_rejected_as_not_json(record):
     assert rejection(record).reason == "not_json"
+
+
+@pytest.mark.parametrize("record", [b"", None], ids=["zero bytes", "null"])
+def test_a_record_without_a_value_is_empty(record):
+    assert rejection(record).reason == "empty"
 
 
 def test_deeply_nested_json_is_rejected_not_crashing_the_consumer():
