@@ -28,12 +28,18 @@ def test_the_demo_plays_every_story_and_stops_everything_it_started(servers):
         "rejected approver_not_authorised",  # a manager above her limit
         "follow-up due now thank you note via mail",  # handwritten note for a loyal customer
         "follow-up cancelled retention checkin (customer_returned)",  # one customer came back
+        "customer threatens legal action: 'sue you'",  # the decisive reason, never cut
+        "approval escalated from manager to director",  # the suitcase: nobody answered the manager
+        "follow-up skipped satisfaction survey (not planned: open_case)",  # her first case is still open
         "Classification",
         "queried from Prometheus over HTTP",
+        "when they agreed",  # metrics and events read at one moment
         "stopped everything the demo started",
     ):
         assert expected in out, f"missing from the demo: {expected!r}"
     assert "customers returned after recovery          1" in out
+    assert "EUR 9.20, USD " in out  # the delay story's gift in EUR, never added to the USD amounts
+    assert "but the events say" not in out and "still differed" not in out
     pattern = f"^{sys.executable} -m services\\.(intake|sla|compensation|followup)$"
     leftover = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     assert not [p for p in leftover.stdout.split() if p], "the demo left services running"

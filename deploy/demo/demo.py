@@ -5,6 +5,10 @@ database and under a topic prefix of its own, so it can run again and again), a 
 scraping them when installed, plays the CRM stories of deploy/demo/stories.py with demo policies in
 seconds, prints a timeline per case and a closing summary, and stops everything it started, also on
 Ctrl-C.
+
+The timeline and the summary are taken at one moment: the demo keeps reading the output topics
+and the metrics until they agree (timers keep firing after the last CRM event, and an event reaches
+its topic a moment after its metric counted it), so every figure matches the events shown.
 """
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ from rich.table import Table  # noqa: E402
 
 from deploy.demo import stories as story_book  # noqa: E402
 from deploy.demo.prometheus import PrometheusServer  # noqa: E402
-from deploy.demo.timeline import describe, summary_rows  # noqa: E402
+from deploy.demo.summary import EventFacts, Figures, disagreements, metric_samples, render  # noqa: E402
+from deploy.demo.timeline import describe_all, summary_rows  # noqa: E402
 from shared import events as ev  # noqa: E402
 from shared.settings import LOCAL_DATABASE_URL  # noqa: E402
 from tests.support.processes import ServiceProcess  # noqa: E402
@@ -55,7 +60,12 @@ class Demo:
         self.config_dir = Path(tempfile.mkdtemp(prefix="helpdesk-demo-config-"))
         self.processes: list[ServiceProcess] = []
         self.prometheus: PrometheusServer | None = None
-        self.records: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []  # output events as the collector reads them
+        self.collector: asyncio.Task[None] | None = None
+        self.figures: Figures | None = None  # the metrics at the moment of `snapshot`
+        self.figures_from = ""  # where they were read
+        self.shown: list[dict[str, Any]] = []  # the output events at that moment
+        self.settled_at: float | None = None  # seconds into the demo when both agreed; None if they never did
         self.sent: list[tuple[float, str, dict[str, Any] | bytes, str]] = []
 
     # ---------- set-up ----------
@@ -98,7 +108,7 @@ class Demo:
         steps = sorted((step for story in script.stories for step in story.steps), key=lambda s: s.at)
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
         await producer.start()
-        collector = asyncio.create_task(self.collect())
+        self.collector = asyncio.create_task(self.collect())  # runs on until `snapshot`
         self.t0 = time.time()
         self.script = script
         try:
@@ -119,8 +129,44 @@ class Demo:
                     await asyncio.sleep(0.2)
         finally:
             await producer.stop()
-            collector.cancel()
-            await asyncio.gather(collector, return_exceptions=True)
+
+    async def stop_collecting(self) -> None:
+        if self.collector is not None:
+            self.collector.cancel()
+            await asyncio.gather(self.collector, return_exceptions=True)
+            self.collector = None
+
+    # ---------- one moment for the timeline and the summary ----------
+    def read_figures(self) -> tuple[Figures, str]:
+        """The services' metrics now and where they came from: Prometheus when it runs and answers,
+        else each service's /metrics (read directly, so without a scrape's delay)."""
+        if self.prometheus:
+            try:
+                return self.prometheus.figures(), f"queried from Prometheus over HTTP at :{self.prometheus.port}"
+            except (OSError, ValueError, KeyError) as exc:
+                console.print(f"[yellow]![/] Prometheus did not answer ({type(exc).__name__}): reading /metrics instead")
+        figures = Figures.from_samples(s for p in self.processes for s in metric_samples(p.metrics()))
+        return figures, "read from each service's /metrics"
+
+    async def snapshot(self, timeout: float = 25.0, pause: float = 1.5) -> None:
+        """Freezes the events and the metrics at a moment they agree and stood still for `pause`
+        seconds (longer than Prometheus' 1 s scrape interval): timers still fire after the last CRM
+        event, and a metric counts an event a moment before the outbox relay publishes it. After
+        `timeout` it takes what it has; the summary then marks each figure the events contradict."""
+        deadline, previous = time.time() + timeout, None
+        with console.status("reading the metrics and the topics at one moment …"):
+            while True:
+                figures, source = await asyncio.to_thread(self.read_figures)
+                records = list(self.records)
+                current = (figures, EventFacts.from_records(records))
+                agree = not disagreements(*current)
+                if (agree and current == previous) or time.time() > deadline:
+                    break
+                previous = current if agree else None
+                await asyncio.sleep(pause)
+        await self.stop_collecting()
+        self.figures, self.figures_from, self.shown = figures, source, records
+        self.settled_at = time.time() - self.t0 if agree else None
 
     def progress(self, what: str) -> str:
         elapsed = time.time() - self.t0
@@ -157,42 +203,40 @@ class Demo:
     # ---------- what happened ----------
     def report(self) -> None:
         console.rule("[bold]What happened, case by case")
+        described = describe_all(self.shown, self.t0)
         for story in self.script.stories:
             console.print(f"\n[bold cyan]{story.case_id.rsplit('-', 1)[0] if story.case_id != 'GARBAGE' else '(no case)'}[/]  [bold]{story.title}[/]")
             lines: list[tuple[float, str]] = []
             for t, case_id, event, note in self.sent:
                 if case_id == story.case_id:
                     lines.append((t, f"[dim]CRM →[/] {note}"))
-            for r in self.records:
+            for r, text in described:
                 belongs = r.get("case_id") == story.case_id or (story.case_id == "GARBAGE" and r.get("type") == "complaint.rejected")
                 if belongs:
-                    text = describe(r, self.t0)
-                    if text:
-                        lines.append((r["_t"], text))
+                    lines.append((r["_t"], text))
             for t, text in sorted(lines, key=lambda x: x[0]):
                 console.print(f"  [dim]{t:5.1f}s[/]  {text}")
         console.rule("[bold]Classification")
         table = Table(show_lines=False)
         for col in ("case", "channel", "category", "severity", "temperament", "loyalty", "publicity", "priority", "repeat"):
             table.add_column(col)
-        for row in summary_rows(self.records):
+        for row in summary_rows(self.shown):
             table.add_row(*row)
         console.print(table)
         self.closing_summary()
 
     def closing_summary(self) -> None:
         console.rule("[bold]Summary")
-        if self.prometheus:
-            for label, value in self.prometheus.summary():
-                console.print(f"  {label:<42} {value}")
-            console.print(f"  [dim](queried from Prometheus over HTTP at :{self.prometheus.port})[/]")
-        counts: dict[str, int] = {}
-        for r in self.records:
-            counts[r.get("type", "?")] = counts.get(r.get("type", "?"), 0) + 1
-        console.print("  events published by the helpdesk: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        assert self.figures is not None
+        for line in render(self.figures, EventFacts.from_records(self.shown)):
+            console.print(line)
+        when = (f"metrics and events read together at {self.settled_at:.1f}s, when they agreed"
+                if self.settled_at is not None else "[yellow]metrics and events still differed when the demo stopped waiting[/]")
+        console.print(f"  [dim]({self.figures_from}; {when})[/]")
 
     # ---------- tear-down ----------
     async def teardown(self) -> None:
+        await self.stop_collecting()
         for p in self.processes:
             p.stop(timeout=20)
         if self.prometheus:
@@ -225,6 +269,7 @@ async def main() -> int:
     try:
         await demo.setup()
         await demo.play()
+        await demo.snapshot()
         demo.report()
         return 0
     except asyncio.CancelledError:

@@ -9,17 +9,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from deploy.demo.summary import Figures, Sample
 from tests.support.processes import free_port
 
-SUMMARY_QUERIES = [
-    ("complaints classified", "sum(helpdesk_intake_complaints_classified_total)"),
-    ("records rejected", "sum(helpdesk_intake_rejected_events_total)"),
-    ("SLA breaches", "sum(helpdesk_sla_breaches_total)"),
-    ("first-contact time p90 (s)", "histogram_quantile(0.9, sum by (le) (helpdesk_sla_first_contact_seconds_bucket))"),
-    ("compensation granted (value)", "sum(helpdesk_compensation_value_granted_total)"),
-    ("follow-ups due", "sum(helpdesk_followup_due_total)"),
-    ("customers returned after recovery", "sum(helpdesk_followup_customers_returned_after_recovery_total)"),
-]
+# Every helpdesk series in one instant query, so all figures are of the same evaluation time.
+ALL_SERIES = '{__name__=~"helpdesk_.+"}'
+FIRST_CONTACT_P90 = "histogram_quantile(0.9, sum by (le) (helpdesk_sla_first_contact_seconds_bucket))"
 
 
 class PrometheusServer:
@@ -53,21 +48,20 @@ class PrometheusServer:
             except Exception:
                 time.sleep(0.3)
 
-    def query(self, expr: str) -> str:
+    def query(self, expr: str) -> list[dict]:
+        """The result vector of an instant query (`[{"metric": {...}, "value": [t, "1"]}, ...]`).
+        Raises URLError/OSError when Prometheus does not answer."""
         url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                data = json.load(r)["data"]["result"]
-        except Exception as exc:
-            return f"(query failed: {type(exc).__name__})"
-        if not data:
-            return "0"
-        value = float(data[0]["value"][1])
-        return "n/a" if value != value else f"{value:,.2f}".rstrip("0").rstrip(".")
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.load(r)["data"]["result"]
 
-    def summary(self) -> list[tuple[str, str]]:
-        time.sleep(2.5)  # one more scrape after the last events
-        return [(label, self.query(expr)) for label, expr in SUMMARY_QUERIES]
+    def figures(self) -> Figures:
+        """The demo summary's figures from what Prometheus scraped last (every second)."""
+        samples = [Sample(row["metric"].get("__name__", ""), row["metric"], float(row["value"][1]))
+                   for row in self.query(ALL_SERIES)]
+        p90 = self.query(FIRST_CONTACT_P90)
+        value = float(p90[0]["value"][1]) if p90 else None
+        return Figures.from_samples(samples, None if value is None or value != value else value)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -167,6 +167,16 @@ def build(start: datetime, run: str) -> Script:
                 subject="Rude employee", description="The staff member at the returns desk was rude and dismissive.")
     s.activity(rude, 6.0, "case.contacted", "store manager called her")
 
+    # The same customer's second case, resolved while the first is still open: no survey for it
+    # (followup.skipped, reason open_case), so the CRM knows she will not be asked.
+    second = s.story("CRM-10451", "The same customer again: wrong size delivered, while her first case is open")
+    s.complaint(second, 5.5, "complaint by email", channel="email",
+                customer={"id": "C-889", "name": "Eva Novak", "email": "eva@example.com"},
+                order={"id": "O-62", "amount": 30.0, "currency": "USD"},
+                subject="Wrong size", description="The jacket you delivered is the wrong size.")
+    s.activity(second, 7.0, "case.contacted", "agent arranged an exchange")
+    s.activity(second, 10.0, "case.resolved", "right size delivered", resolution="exchanged")
+
     # The CRM sends the coffee complaint twice (at-least-once delivery upstream): a no-op.
     coffee.steps.append(Step(3.6, "complaints", dict(coffee_event), "the same complaint delivered again (duplicate)", coffee.case_id))
 

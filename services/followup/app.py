@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from services.followup import handlers, store
-from services.followup.contract import FollowupEvent
+from services.followup.contract import FollowupsTopicEvent
 from services.followup.policy import FollowupPolicy
 from shared import kafka
 from shared.events import CASE_ACTIVITY, CLASSIFIED, FOLLOWUPS
@@ -16,14 +16,19 @@ def build(settings: Settings | None = None) -> ServiceRuntime:
     followups = handlers.Followups(runtime, policy)
     runtime.set_context("followups", followups)
     # One consumer for both topics: two subscribers sharing a consumer group rebalance against each
-    # other at start-up, and the first one was seen to stop receiving afterwards.
+    # other at start-up, and the first one was seen to stop receiving afterwards. Its group is
+    # `helpdesk-followup.inbound`; it was `helpdesk-followup`, outside the documented pattern (README,
+    # "Consumer groups": the new group starts from the earliest retained records, which the inbox
+    # recognises by event id and skips).
     runtime.broker.subscriber(
-        runtime.topic(CLASSIFIED), runtime.topic(CASE_ACTIVITY), group_id=runtime.settings.group(runtime.name),
+        runtime.topic(CLASSIFIED), runtime.topic(CASE_ACTIVITY),
+        group_id=runtime.settings.consumer_group(runtime.name, "inbound"),
         title="followup.inbound", **kafka.consumer_options(runtime.settings),
     )(handlers.on_inbound)
     runtime.timers(fire_one=followups.fire_one, fire_batch=followups.fire)
     runtime.background(followups.watch_retention)
-    runtime.documents(FOLLOWUPS, FollowupEvent, "followup.scheduled, followup.due, followup.cancelled")
+    runtime.documents(FOLLOWUPS, FollowupsTopicEvent,
+                      "followup.scheduled, followup.due, followup.cancelled, followup.skipped")
     return runtime
 
 

@@ -35,3 +35,36 @@ class FollowupDue(FollowupEvent):
 class FollowupCancelled(FollowupEvent):
     type: Literal["followup.cancelled"] = "followup.cancelled"
     reason: str = ""  # customer_returned | case_reopened | skipped_at_due:<rule>
+
+
+# Why a follow-up is not sent (the constants of services/followup/domain/model.py).
+SKIP_REASONS: tuple[str, ...] = (
+    "open_case", "irate_case_unresolved", "survey_within_window", "case_already_surveyed", "already_scheduled",
+    "already_sent", "no_slot_within_max_defer", "max_contacts", "min_gap", "cooldown_after_survey",
+    "cooldown_after_response",
+)
+SkippedWhen = Literal["planning", "due"]
+
+
+class FollowupSkipped(FollowupEvent):
+    """Contract addition: a follow-up the rules decided not to send, so the CRM knows the customer
+    will not hear from us this way (e.g. no survey while another case of theirs is open).
+
+    `reason` is one of SKIP_REASONS; `due_at` is when it would have been due (UTC). `skipped_when`
+    is `planning` (decided when the case was resolved: it was never scheduled) or `due` (decided
+    when it fell due: its earlier `followup.scheduled` is also closed by a `followup.cancelled` with
+    reason `skipped_at_due:<reason>`, as before this event existed).
+    """
+
+    type: Literal["followup.skipped"] = "followup.skipped"
+    reason: str
+    skipped_when: SkippedWhen = "planning"
+
+
+class FollowupsTopicEvent(FollowupEvent):
+    """The shape of every event on helpdesk.followups.v1 (for the AsyncAPI spec and readers):
+    `reason` is on scheduled, cancelled and skipped events, `skipped_when` on skipped ones."""
+
+    type: Literal["followup.scheduled", "followup.due", "followup.cancelled", "followup.skipped"]
+    reason: str | None = None
+    skipped_when: SkippedWhen | None = None

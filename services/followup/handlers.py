@@ -1,5 +1,6 @@
-"""Followup's subscribers and timer: resolved → follow-ups scheduled; returned/reopened → cancelled;
-survey answered → recorded for the frequency rules; due → sent.
+"""Followup's subscribers and timer: resolved → follow-ups scheduled (or skipped, with the reason);
+returned/reopened → cancelled; survey answered → recorded for the frequency rules; due → sent, moved
+or skipped.
 
 Every state change and the events it causes commit in one transaction (outbox + durable timers).
 """
@@ -18,7 +19,7 @@ from faststream import Context
 from faststream.kafka.annotations import KafkaMessage
 
 from services.followup import metrics, store
-from services.followup.contract import FollowupCancelled, FollowupDue, FollowupScheduled
+from services.followup.contract import FollowupCancelled, FollowupDue, FollowupScheduled, FollowupSkipped
 from services.followup.domain import (
     CASE_REOPENED, CUSTOMER_RETURNED, PendingFollowup, PlannedFollowup, ResolvedCase, SkippedFollowup,
     cancel_on_reopened, cancel_on_returned, decide_at_due, followup_id_for, improvement_recipients,
@@ -156,8 +157,9 @@ class Followups:
         ordered = sorted([*planned, *skipped], key=lambda i: (i.customer_id, i.kind, _due(i)))
         ids = {id(item): next_id(item) for item in ordered}
         new = set(await store.record_planned(conn, [(ids[id(p)], p) for p in planned], causation_id))
-        await store.record_skipped(conn, [(ids[id(s)], s) for s in skipped], causation_id)
+        new_skips = set(await store.record_skipped(conn, [(ids[id(s)], s) for s in skipped], causation_id))
         fresh = [p for p in planned if ids[id(p)] in new]
+        fresh_skips = [s for s in skipped if ids[id(s)] in new_skips]
         await timers.arm_many(conn, store.SCHEMA, [
             timers.Timer(timer_key(ids[id(p)]), TIMER_KIND, p.due_at, {"followup_id": ids[id(p)]}) for p in fresh
         ])
@@ -165,12 +167,17 @@ class Followups:
             FollowupScheduled(case_id=p.case_id, causation_id=causation_id, followup_id=ids[id(p)], customer_id=p.customer_id,
                               kind=p.kind, due_at=p.due_at, channel=p.channel, reason=p.reason)
             for p in fresh
+        ] + [
+            FollowupSkipped(case_id=s.case_id, causation_id=causation_id, followup_id=ids[id(s)], customer_id=s.customer_id,
+                            kind=s.kind, due_at=s.would_have_been_due, channel=s.channel, reason=s.reason,
+                            skipped_when="planning")
+            for s in fresh_skips
         ])
         for p in fresh:
             metrics.scheduled.labels(p.kind, p.channel).inc()
             for rule in p.deferred_by:
                 metrics.deferred.labels(p.kind, rule).inc()
-        for s in skipped:
+        for s in fresh_skips:
             metrics.count_skip(s.kind, s.reason)
 
     async def cancel(self, conn: asyncpg.Connection, ending: Sequence[PendingFollowup], reason: str, causation_id: str) -> None:
@@ -238,19 +245,28 @@ class Followups:
 
     async def _skip_at_due(self, conn: asyncpg.Connection, followup: PendingFollowup, causation_id: str, rule: str) -> None:
         await store.close_followups(conn, [followup.followup_id], "skipped", rule)
-        await self._emit(conn, [_cancelled(followup, causation_id, f"skipped_at_due:{rule}")])
+        # The CRM saw it scheduled: `followup.cancelled` closes it (as always), `followup.skipped`
+        # says why, the same event a follow-up skipped when planned gets.
+        await self._emit(conn, [
+            _cancelled(followup, causation_id, f"skipped_at_due:{rule}"),
+            FollowupSkipped(case_id=followup.case_id, causation_id=causation_id, followup_id=followup.followup_id,
+                            customer_id=followup.customer_id, kind=followup.kind, due_at=followup.due_at,
+                            channel=followup.channel, reason=rule, skipped_when="due"),
+        ])
         metrics.cancelled.labels(followup.kind, followup.channel, "skipped_at_due").inc()
         metrics.count_skip(followup.kind, rule)
 
     # ---------- gauges ----------
     async def watch_retention(self, every: float = 5.0) -> None:
+        watch = self.runtime.dependency_watch("gauges")  # an outage: one line down, one line back
         while True:
             try:
                 assert self.runtime.pool is not None
                 async with self.runtime.pool.acquire() as conn:
                     metrics.customers_in_retention.set(await store.customers_in_retention(conn))
-            except Exception:
-                log.warning("could not count customers in retention", exc_info=True)
+                watch.succeeded()
+            except Exception as exc:
+                watch.failed(exc)
             await asyncio.sleep(every)
 
 

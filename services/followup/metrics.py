@@ -23,7 +23,9 @@ surveys_skipped = Counter(
     "Satisfaction surveys not sent: survey fatigue window, open or irate case, frequency rules", ["reason"],
 )
 skipped = Counter(
-    "helpdesk_followup_skipped_total", "Follow-ups of any kind not sent because a rule objected", ["kind", "reason"]
+    "helpdesk_followup_skipped_total",
+    "Follow-ups of any kind not sent because a rule objected, when planned or when due: one followup.skipped event each",
+    ["kind", "reason"],
 )
 deferred = Counter(
     "helpdesk_followup_deferred_total", "Follow-ups moved later by a frequency rule or quiet hours", ["kind", "rule"]
@@ -47,6 +49,7 @@ survey_responses = Counter(
 
 
 def count_skip(kind: str, reason: str) -> None:
+    """Counts one skipped follow-up (one `followup.skipped` event); surveys also by reason alone."""
     skipped.labels(kind, reason).inc()
     if kind == "satisfaction_survey":
         surveys_skipped.labels(reason).inc()

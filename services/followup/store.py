@@ -198,12 +198,20 @@ async def record_planned(conn: asyncpg.Connection, rows: Sequence[tuple[str, Pla
     return inserted
 
 
-async def record_skipped(conn: asyncpg.Connection, rows: Sequence[tuple[str, SkippedFollowup]], causation_id: str) -> None:
-    await conn.executemany(
-        f"INSERT INTO {SCHEMA}.followups (followup_id, case_id, customer_id, kind, channel, due_at, status, reason,"
-        " causation_id, closed_at) VALUES ($1, $2, $3, $4, $5, $6, 'skipped', $7, $8, now()) ON CONFLICT DO NOTHING",
-        [(fid, s.case_id, s.customer_id, s.kind, s.channel, s.would_have_been_due, s.reason, causation_id) for fid, s in rows],
-    )
+async def record_skipped(conn: asyncpg.Connection, rows: Sequence[tuple[str, SkippedFollowup]], causation_id: str) -> list[str]:
+    """Records follow-ups the rules refused when planning; returns the ids that were new (a replay
+    inserts nothing, so it publishes no second `followup.skipped`)."""
+    inserted = []
+    for followup_id, s in rows:
+        new = await conn.fetchval(
+            f"INSERT INTO {SCHEMA}.followups (followup_id, case_id, customer_id, kind, channel, due_at, status, reason,"
+            " causation_id, closed_at) VALUES ($1, $2, $3, $4, $5, $6, 'skipped', $7, $8, now()) ON CONFLICT DO NOTHING"
+            " RETURNING 1",
+            followup_id, s.case_id, s.customer_id, s.kind, s.channel, s.would_have_been_due, s.reason, causation_id,
+        )
+        if new:
+            inserted.append(followup_id)
+    return inserted
 
 
 def _pending(row: asyncpg.Record) -> PendingFollowup:
