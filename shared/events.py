@@ -1,4 +1,4 @@
-"""Event envelopes and the events two or more services read (see ../shared/CONTRACT.md).
+"""Event envelopes and the events two or more services read (the contract: docs/contract.md).
 
 Inbound events accept and ignore unknown fields; outbound events carry `event_id`, `type`,
 `occurred_at`, `case_id` and `causation_id`. Field names here are the contract: add, never rename.

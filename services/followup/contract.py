@@ -1,4 +1,4 @@
-"""Events of the followup service (helpdesk.followups.v1), see shared/CONTRACT.md."""
+"""Events of the followup service (helpdesk.followups.v1), see docs/contract.md."""
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,5 +1,5 @@
 """Events of the sla service: what it reads (case activity, classifications) and what it publishes
-on `helpdesk.sla.v1`. Field names are the CRM contract (../../shared/CONTRACT.md): add, never rename.
+on `helpdesk.sla.v1`. Field names are the CRM contract (docs/contract.md): add, never rename.
 """
 from __future__ import annotations
 

@@ -47,7 +47,10 @@ def parse_target(value: object) -> timedelta | BusinessDays:
         if days < 1:
             raise ValueError("a target in business days must be at least 1 business day")
         return BusinessDays(days)
-    duration = parse_duration(value)
+    try:
+        duration = parse_duration(value)
+    except ValueError as exc:  # a target has one more form than other durations: say so
+        raise ValueError(f"{exc}; a target may also be whole business days: '3bd' or '3 business days'") from None
     if duration <= timedelta(0):
         raise ValueError("a target must be longer than zero")
     return duration

@@ -1,4 +1,4 @@
-"""Timestamps on every inbound topic are RFC 3339 text with an offset (../shared/CONTRACT.md).
+"""Timestamps on every inbound topic are RFC 3339 text with an offset (docs/contract.md).
 The fuzzing suite found a complaint whose `occurred_at` was a bare number accepted as Unix time."""
 from __future__ import annotations
 
