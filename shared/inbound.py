@@ -1,7 +1,8 @@
 """Reading inbound records safely: parse, reject with a reason, never crash, never drop.
 
-`Inbox.handle_batch` is the one path every consumer takes: parse the raw bytes; on bad input write
-a `complaint.rejected` event (with the original bytes) to the outbox; on good input run the
+`Inbox.handle_batch` is the one path every consumer takes: parse the raw bytes and check the record's
+key against the event's `case_id` (`check_key`); on bad input write a `complaint.rejected` event
+(with the original bytes) to the outbox; on good input run the
 service's state change in a transaction that also records the event id, so a redelivered event
 is a no-op. Transient database errors are retried with backoff, then raised so the records are
 delivered again (the consumer commits a batch's offsets only after its transaction committed).
@@ -15,32 +16,22 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import asyncpg
+from prometheus_client import Counter
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from shared.db import first_times
 from shared.events import ACTIVITY_TYPES, MAX_RECORD_BYTES, ComplaintClassified, ComplaintRejected, case_activity
 from shared.metrics import service_metrics
 from shared.outbox import enqueue, gathered
+from shared.resilience import TRANSIENT_DB_ERRORS, DependencyWatch, Retrier
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
-
-TRANSIENT_DB_ERRORS = (
-    OSError,
-    ConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.AdminShutdownError,
-)
 
 
 class RejectedInput(ValueError):
@@ -69,10 +60,13 @@ _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", boo
 
 
 def parse_json_object(raw: bytes | None) -> dict[str, Any]:
-    """The raw record as a JSON object, or RejectedInput (too large, not JSON, not an object,
-    or text PostgreSQL cannot store: NUL characters and unpaired surrogates)."""
+    """The raw record as a JSON object, or RejectedInput: `empty` (a null value or zero bytes),
+    `too_large`, `not_json`, `not_an_object`, or `invalid_text` (text PostgreSQL cannot store: NUL
+    characters and unpaired surrogates)."""
     if raw is None:
-        raise RejectedInput("empty", ["the record has no value"])
+        raise RejectedInput("empty", ["the record has no value (null)"])
+    if not raw:
+        raise RejectedInput("empty", ["the record has no value (zero bytes)"])
     if len(raw) > MAX_RECORD_BYTES:
         raise RejectedInput("too_large", [f"record is {len(raw)} bytes, the limit is {MAX_RECORD_BYTES}"])
     try:
@@ -147,6 +141,51 @@ def parse_activity(raw: bytes | None) -> Any:
     return parse_event(raw, case_activity, ACTIVITY_TYPES)
 
 
+def check_key(key: bytes | None, event: Any) -> bool:
+    """Whether a parsed event's record carried a key: True if it did and the key is the event's
+    `case_id`, False if it had none (None or zero bytes; the `case_id` stands in for it, since
+    Kafka spread such records over partitions round-robin the case's order may be lost, which is
+    worth counting). Events without a `case_id` (an approval answer may omit it) accept any key.
+
+    Raises RejectedInput("key_mismatch") when the key differs from the `case_id`: the case's other
+    records, keyed by it, go to another partition, so this one could overtake or trail them."""
+    if not key:
+        return False
+    case_id = getattr(event, "case_id", None)
+    if not isinstance(case_id, str):
+        return True
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RejectedInput("key_mismatch", [f"key: is not UTF-8 and so differs from case_id {_shown(case_id)}"]) from None
+    if text != case_id:
+        raise RejectedInput("key_mismatch", [f"key: {_shown(text)} differs from case_id {_shown(case_id)}; "
+                                             "key every record by its case_id"])
+    return True
+
+
+def _shown(value: str) -> str:
+    """An id short enough to quote in an error (ids are not personal data), else only its length."""
+    if len(value) <= 64 and value.isprintable():
+        return repr(value)
+    return f"({len(value)} characters)"
+
+
+def parse_keyed(record: Any, parse: Callable[[bytes | None], Any]) -> Any:
+    """`parse(record.value)`, then `check_key` on `record.key`: the event, or RejectedInput.
+    For routers that parse a record before the Inbox does (the Inbox checks the key again)."""
+    event = parse(record.value)
+    check_key(record.key, event)
+    return event
+
+
+@lru_cache(maxsize=None)
+def records_without_key(service: str) -> Counter:
+    """`helpdesk_<service>_records_without_key_total{topic}`: accepted records that came with no key."""
+    return Counter(f"helpdesk_{service}_records_without_key_total",
+                   "Inbound records accepted without a key (their case_id stands in for it)", ["topic"])
+
+
 class RecordRef(BaseModel):
     """Where a record came from, as the rejected event reports it."""
 
@@ -218,6 +257,7 @@ class _Item:
     apply: Apply | None = None
     event: Any = None
     rejection: RejectedInput | None = None
+    keyless: bool = False
 
     @property
     def key(self) -> str:
@@ -238,6 +278,11 @@ class Inbox:
         self.pool, self.schema, self.service = pool, schema, service
         self.rejected_topic, self.topic_prefix = rejected_topic, topic_prefix
         self.metrics = service_metrics(service)
+        # Transient database errors: retried with backoff for a minute, then raised (the records
+        # come again); one log line when PostgreSQL goes away, one when it is back.
+        self.watch = DependencyWatch(service, "inbound", logger=log)
+        self._retrier = Retrier(self.watch, maximum=5.0, give_up_after=60.0,
+                                retry=lambda error: isinstance(error, TRANSIENT_DB_ERRORS))
 
     async def handle(self, record: Any, parse: Callable[[bytes | None], Any], apply: Apply) -> str:
         """One record; the outcome ("processed", "duplicate", "rejected" or what `apply` returned)."""
@@ -278,7 +323,9 @@ class Inbox:
         ref = RecordRef.of(record)
         topic = ref.topic.removeprefix(self.topic_prefix)
         try:
-            return _Item(ref, topic, chosen.apply, event=chosen.parse(ref.value))
+            event = chosen.parse(ref.value)
+            keyed = check_key(ref.key, event)
+            return _Item(ref, topic, chosen.apply, event=event, keyless=not keyed)
         except RejectedInput as exc:
             return _Item(ref, topic, rejection=exc)
 
@@ -322,16 +369,10 @@ class Inbox:
             log.info("rejected %s[%d]@%d: %s", item.topic, item.ref.partition, item.ref.offset, item.rejection.reason)
         if outcome == "duplicate":
             self.metrics.duplicates.labels(item.topic).inc()
+        elif item.keyless:
+            records_without_key(self.service).labels(item.topic).inc()
         self.metrics.events_handled.labels(item.topic, outcome).inc()
         self.metrics.handler_duration.labels(item.topic).observe(seconds)
 
     async def _retrying(self, work: Callable[[], Awaitable[list[str]]]) -> list[str]:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
-            wait=wait_random_exponential(multiplier=0.2, max=5),
-            stop=stop_after_delay(60),
-            reraise=True,
-        ):
-            with attempt:
-                return await work()
-        raise AssertionError("unreachable")
+        return await self._retrier.call(work)

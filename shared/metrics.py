@@ -31,6 +31,8 @@ class ServiceMetrics:
     policy_info: Gauge
     consumer_lag: Gauge
     batch_size: Histogram
+    dependency_retries: Counter
+    dependency_up: Gauge
 
 
 @lru_cache(maxsize=None)
@@ -64,5 +66,14 @@ def service_metrics(service: str) -> ServiceMetrics:
         batch_size=Histogram(
             f"{p}_consumer_batch_records", "Inbound records handled in one transaction (one Kafka fetch)",
             buckets=BATCH_BUCKETS,
+        ),
+        dependency_retries=Counter(
+            f"{p}_dependency_retries_total",
+            "Retries of a loop's work while a dependency (postgres, kafka; other: not a dependency's fault) failed",
+            ["dependency", "loop"],
+        ),
+        dependency_up=Gauge(
+            f"{p}_dependency_up", "1 while every loop of the service reaches the dependency, 0 while one retries",
+            ["dependency"],
         ),
     )

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from shared.events import dump
 from shared.metrics import service_metrics
+from shared.resilience import KAFKA, POSTGRES, DependencyWatch, Retrier, short_reason
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,14 @@ async def _insert(conn: asyncpg.Connection, schema: str, rows: list[Row]) -> Non
     )
 
 
+def _lost(conn: asyncpg.Connection) -> bool:
+    """True when a pooled connection is closed (the pool detaches a connection that died)."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+
+
 class OutboxRelay:
     """Publishes a schema's outbox to Kafka; one active relay per schema at a time (advisory lock),
     so events leave in the order they were written even with several instances running."""
@@ -111,21 +120,26 @@ class OutboxRelay:
         self._listen_conn: asyncpg.Connection | None = None
         self._channel = f"{schema}_outbox"
         self.metrics = service_metrics(service)
+        # An outage of PostgreSQL or Kafka: one line when it starts, one when it ends, backoff between.
+        self.watch = DependencyWatch(service, "outbox", (POSTGRES, KAFKA), logger=log)
+        self._retrier = Retrier(self.watch)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
     async def run(self) -> None:
+        """Publishes until `stop()`. A failing batch (PostgreSQL or Kafka unreachable) is retried
+        with backoff (see shared.resilience); its rows stay in the outbox meanwhile."""
         await self._listen()
         while not self._stopping:
             try:
-                published = await self.publish_batch()
-            except asyncio.CancelledError:
-                raise
+                published = await self._retrier.call(self.publish_batch)
             except Exception:
-                log.exception("outbox relay of %s failed; retrying", self.schema)
-                published = 0
-                await asyncio.sleep(1.0)
+                if self._stopping:
+                    break  # halted while the database or broker was away: the next start publishes
+                raise
+            if self._listen_conn is not None and _lost(self._listen_conn):
+                await self._listen()  # the LISTEN connection died with an outage: listen again
             if published < self.batch_size:
                 self._wake.clear()
                 try:
@@ -165,15 +179,22 @@ class OutboxRelay:
             log.warning("outbox of %s not drained on shutdown; the next start publishes it", self.schema)
 
     async def _listen(self) -> None:
-        try:
-            self._listen_conn = await self.pool.acquire()
-            await self._listen_conn.add_listener(self._channel, self._on_notify)
-        except Exception:
-            log.warning("outbox relay of %s could not LISTEN; polling only", self.schema)
+        if self._listen_conn is not None:  # lost: the pool took it back already (release is a no-op then)
+            await self.pool.release(self._listen_conn)
             self._listen_conn = None
+        conn = None
+        try:
+            conn = await self.pool.acquire()
+            await conn.add_listener(self._channel, self._on_notify)
+            self._listen_conn = conn
+        except Exception as exc:
+            log.warning("outbox relay of %s could not LISTEN (%s); polling only", self.schema, short_reason(exc))
+            if conn is not None:
+                await self.pool.release(conn)
 
     async def stop(self) -> None:
         self._stopping = True
+        self._retrier.halt()
         self._wake.set()
         if self._listen_conn is not None:
             try:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from faststream.specification import AsyncAPI
 from prometheus_client import REGISTRY, make_asgi_app
 from pydantic import BaseModel
 
-from shared import db, kafka
+from shared import db, kafka, resilience
 from shared.events import REJECTED, ComplaintRejected
 from shared.inbound import Inbox
 from shared.metrics import service_metrics
@@ -45,13 +46,44 @@ def _version() -> str:
         return "0"
 
 
-def setup_logging(level: str = "INFO") -> None:
-    # Messages carry ids and counts only; payloads (names, emails, free text) are never logged.
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# The broker's own logger (faststream would otherwise build one with a colour formatter and a
+# format of its own when the broker starts); setup_logging routes it through the root handler.
+BROKER_LOGGER = "faststream.access.kafka"
+
+
+class _FirstLineOnly(logging.Filter):
+    """Keeps a record to its first line (Python warnings come with the offending source line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage().strip()
+        record.msg, record.args = (text.splitlines()[0] if text else text), None
+        return True
+
+
+def setup_logging(level: str = "INFO", stream: Any = None) -> logging.Handler:
+    """Sends every logger of the process through ONE handler on `stream` (stderr by default) in
+    ONE format, `LOG_FORMAT`, with no colour codes, whatever the libraries installed: handlers
+    that faststream or uvicorn attached to their own loggers are removed and those loggers
+    propagate to the root; Python warnings are logged too. Returns the handler.
+
+    Messages carry ids and counts only; payloads (names, emails, free text) are never logged."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    for name in list(logging.root.manager.loggerDict):
+        logger = logging.root.manager.loggerDict[name]
+        if isinstance(logger, logging.Logger) and (logger.handlers or not logger.propagate):
+            for own in list(logger.handlers):
+                logger.removeHandler(own)
+            logger.propagate = True
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    if not any(isinstance(f, _FirstLineOnly) for f in warnings_logger.filters):
+        warnings_logger.addFilter(_FirstLineOnly())  # "file:line: Category: message", not the source line
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    resilience.fold_library_retry_logs()  # asyncpg's pool says "retrying" with a traceback each time
+    return handler
 
 
 class ServiceRuntime:
@@ -81,7 +113,7 @@ class ServiceRuntime:
         self._policies: list[PolicyHolder[Any]] = []
 
         middleware = KafkaPrometheusMiddleware(registry=REGISTRY, app_name=name, metrics_prefix=f"helpdesk_{name}_kafka")
-        self.broker = kafka.make_broker(self.settings, middlewares=[middleware])
+        self.broker = kafka.make_broker(self.settings, middlewares=[middleware], logger=logging.getLogger(BROKER_LOGGER))
         self.app = AsgiFastStream(
             self.broker,
             asgi_routes=[("/metrics", make_asgi_app(REGISTRY)), ("/healthz", self._healthz)],
@@ -145,6 +177,12 @@ class ServiceRuntime:
             self._spawn(work())
 
         self._startup.append(start)
+
+    def dependency_watch(self, loop: str, dependencies: Sequence[str] = (resilience.POSTGRES,)) -> resilience.DependencyWatch:
+        """For a service's own retrying loop (a gauge refresher): report each round with
+        `failed(error)` / `succeeded()` and an outage is one line when it starts and one when it
+        ends, with `helpdesk_<service>_dependency_retries_total{loop=...}` counting the failed rounds."""
+        return resilience.DependencyWatch(self.name, loop, dependencies, logger=logging.getLogger(f"services.{self.name}"))
 
     def set_context(self, name: str, value: Any) -> None:
         self.app.context.set_global(name, value)
@@ -216,6 +254,7 @@ class ServiceRuntime:
     async def _measure_consumer_lag(self, every: float = 5.0) -> None:
         """Lag of this instance's assigned partitions: the high watermark minus the committed offset."""
         prefix = self.settings.helpdesk_topic_prefix
+        watch = resilience.DependencyWatch(self.name, "consumer_lag", (resilience.KAFKA,), logger=log)
         while True:
             await asyncio.sleep(every)
             try:
@@ -232,8 +271,9 @@ class ServiceRuntime:
                         committed = await consumer.committed(partition) or 0
                         topic = partition.topic.removeprefix(prefix)
                         lag.labels(topic, str(partition.partition)).set(max(0, highwater - committed))
-            except Exception:
-                log.warning("could not measure consumer lag", exc_info=True)
+                watch.succeeded()
+            except Exception as exc:
+                watch.failed(exc)
 
     def _policy_loaded(self, name: str, loaded: LoadedPolicy[Any], first: bool = False) -> None:
         self.metrics.policy_info.clear()
@@ -254,6 +294,8 @@ class ServiceRuntime:
                 checks["database"] = await self.pool.fetchval("SELECT 1") == 1
         except Exception:
             checks["database"] = False
+        if down := resilience.retrying(self.name):
+            checks["retrying"] = down  # loops waiting out an outage with backoff, e.g. {"postgres": ["timers"]}
         stale = [h.path.name for h in self._policies if h.last_error]
         if stale:
             checks["policy_errors"] = stale  # still healthy: the last good policy is in force
@@ -273,5 +315,6 @@ class ServiceRuntime:
         import uvicorn
 
         setup_logging(self.settings.log_level)
+        # log_config=None: uvicorn keeps its hands off logging (no handler, format or colour of its own).
         uvicorn.run(self.app, host="0.0.0.0", port=self.port, log_level="warning", lifespan="on",
-                    timeout_graceful_shutdown=20)
+                    timeout_graceful_shutdown=20, log_config=None)

@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from shared.metrics import service_metrics
+from shared.resilience import UNREACHABLE_DB_ERRORS, DependencyWatch, Retrier
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,11 @@ async def cancel_prefix(conn: asyncpg.Connection, schema: str, prefix: str) -> i
     return int(result.split()[-1])
 
 
+def _connection_lost(conn: asyncpg.Connection, error: BaseException) -> bool:
+    """True when `error` came from the database going away rather than from the timer."""
+    return isinstance(error, UNREACHABLE_DB_ERRORS) and conn.is_closed()
+
+
 def _to_timer(row: asyncpg.Record) -> Timer:
     payload = row["payload"]
     return Timer(row["key"], row["kind"], row["due_at"], json.loads(payload) if isinstance(payload, str) else payload, row["attempts"])
@@ -100,23 +106,31 @@ class TimerEngine:
         self.metrics = service_metrics(service)
         self._stopping = False
         self._last_count = 0.0
+        # PostgreSQL away: one line when it goes, one when it is back, backoff between.
+        self.watch = DependencyWatch(service, "timers", logger=log)
+        self._retrier = Retrier(self.watch)
 
     async def run(self) -> None:
+        """Fires due timers until `stop()`. A failing round (PostgreSQL unreachable) is retried
+        with backoff (see shared.resilience); its timers stay armed meanwhile."""
         while not self._stopping:
             try:
-                fired = await self.fire_due()
-                await self._count_armed()
-            except asyncio.CancelledError:
-                raise
+                fired = await self._retrier.call(self._round)
             except Exception:
-                log.exception("timer loop of %s failed; retrying", self.schema)
-                fired = 0
-                await asyncio.sleep(1.0)
+                if self._stopping:
+                    break  # halted while the database was away: the timers are still armed
+                raise
             if fired < self.batch_size and not self._stopping:
                 await asyncio.sleep(self.poll_interval)
 
+    async def _round(self) -> int:
+        fired = await self.fire_due()
+        await self._count_armed()
+        return fired
+
     async def stop(self) -> None:
         self._stopping = True
+        self._retrier.halt()
 
     async def fire_due(self) -> int:
         """Claims and fires one batch of due timers; returns how many were claimed."""
@@ -146,7 +160,9 @@ class TimerEngine:
             async with conn.transaction():
                 await self.fire_batch(conn, timers)  # type: ignore[misc]
             return True
-        except Exception:
+        except Exception as exc:
+            if _connection_lost(conn, exc):
+                raise  # the database went away: the whole claim rolls back, the loop retries it
             log.warning("batch of %d timers failed in %s; firing them one by one", len(timers), self.schema, exc_info=True)
             return False
 
@@ -154,7 +170,9 @@ class TimerEngine:
         try:
             async with conn.transaction():
                 await self.fire_one(conn, timer)
-        except Exception:
+        except Exception as exc:
+            if _connection_lost(conn, exc):
+                raise  # not this timer's fault: the claim rolls back and the loop retries it
             self.metrics.timers_failed.labels(timer.kind).inc()
             attempts = timer.attempts + 1
             if attempts >= self.max_attempts:

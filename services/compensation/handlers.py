@@ -181,13 +181,15 @@ class Compensation:
 
     # ---------- gauges ----------
     async def refresh_gauges(self, every: float = 5.0) -> None:
+        watch = self.runtime.dependency_watch("gauges")  # an outage: one line down, one line back
         while True:
             try:
                 await self._refresh_gauges_once()
+                watch.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("compensation gauges not refreshed", exc_info=True)
+            except Exception as exc:
+                watch.failed(exc)
             await asyncio.sleep(every)
 
     async def _refresh_gauges_once(self) -> None:

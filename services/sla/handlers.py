@@ -134,6 +134,7 @@ class Sla:
 
     # ---------- gauges ----------
     async def refresh_gauges(self) -> None:
+        watch = self.runtime.dependency_watch("gauges")  # an outage: one line down, one line back
         while True:
             try:
                 assert self.runtime.pool is not None
@@ -143,10 +144,11 @@ class Sla:
                         await store.pending_count(conn),
                     )
                 self.current_policy()
+                watch.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("could not refresh the clock gauges", exc_info=True)
+            except Exception as exc:
+                watch.failed(exc)
             await asyncio.sleep(GAUGE_REFRESH_SECONDS)
 
 
