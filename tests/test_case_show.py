@@ -32,9 +32,11 @@ def case_tables() -> dict[str, list[dict]]:
                       "loyalty": "loyal", "publicity_risk": "low", "decided_by": "keywords", "needs_review": False,
                       "confidence": None, "reasons": ["category wrong_item_or_install: mentions 'install*'",
                                                       "threat to sue: 'my solicitor'"]}
-    clock = {"case_id": CASE, "priority": "P1", "calendar": "24x7", "started_by": "e-1", "paused_at": None,
+    clock = {"case_id": CASE, "priority": "P1", "calendar": "24x7", "started_by": "cls-1", "paused_at": None,
              "paused_total": timedelta(0), "breached_at": None, "ended_at": None, "warnings_sent": [],
              "escalations_sent": 0, "arming": 1, "armed_timers": [], "counted_before": timedelta(0), "promise_id": None}
+    # as sla stores them: the first clocks started by the classification (`classified_by`), the
+    # update and promise clocks by the contact that started them
     followup = {"case_id": CASE, "customer_id": "C-881", "channel": "email", "reason": "", "causation_id": "e-9",
                 "closed_at": None}
     return {
@@ -44,19 +46,19 @@ def case_tables() -> dict[str, list[dict]]:
                           "last_received_at": at(600)}],
         "intake.complaints": [
             {"event_id": "e-1", "case_id": CASE, "occurred_at": at(0), "repeat_contacts": 0,
-             "classification": {**classification, "priority": "P2"}, "policy_version": "v1"},
+             "classification": {**classification, "priority": "P2"}, "policy_version": "v1", "recorded_at": at(1)},
             {"event_id": "e-2", "case_id": CASE, "occurred_at": at(600), "repeat_contacts": 1,
-             "classification": classification, "policy_version": "v1"},
+             "classification": classification, "policy_version": "v1", "recorded_at": at(601)},
         ],
-        "sla.cases": [{"case_id": CASE, "priority": "P1", "source": "crm-east", "classified_by": "c-2", "resolved": True,
+        "sla.cases": [{"case_id": CASE, "priority": "P1", "source": "crm-east", "classified_by": "cls-1", "resolved": True,
                        "paused_at": None, "kept_before_made": []}],
         "sla.clocks": [
             {**clock, "clock_key": "first_contact", "kind": "first_contact", "started_at": at(0), "target": timedelta(hours=1),
              "due_at": at(3600), "state": "met", "ended_at": at(1200)},
             {**clock, "clock_key": "promise:P-callback-1", "kind": "promise", "promise_id": "P-callback-1",
-             "started_at": at(1200), "target": timedelta(hours=2), "due_at": at(1200 + 7200), "state": "met",
+             "started_at": at(1200), "target": timedelta(hours=2), "due_at": at(1200 + 7200), "state": "met", "started_by": "k-1",
              "breached_at": at(1200 + 7200), "ended_at": at(1200 + 9000)},
-            {**clock, "clock_key": "update", "kind": "update", "started_at": at(1200), "target": timedelta(hours=4),
+            {**clock, "clock_key": "update", "kind": "update", "started_at": at(1200), "started_by": "k-1", "target": timedelta(hours=4),
              "due_at": at(1200 + 14400), "state": "cancelled", "ended_at": at(86400)},
             {**clock, "clock_key": "resolution", "kind": "resolution", "calendar": "berlin_office", "started_at": at(0),
              "target": timedelta(days=3), "due_at": at(3 * 86400), "state": "met", "ended_at": at(86400),
@@ -89,7 +91,7 @@ def case_tables() -> dict[str, list[dict]]:
             {**followup, "followup_id": "f-2", "kind": "retention_checkin", "due_at": at(8 * 86400), "status": "scheduled",
              "created_at": at(86400), "reason": "retention check-in +7d"},
             {**followup, "followup_id": "f-3", "kind": "retention_checkin", "due_at": at(31 * 86400),
-             "status": "cancelled", "created_at": at(86400), "closed_at": at(9 * 86400), "reason": "customer returned"},
+             "status": "cancelled", "created_at": at(86400), "closed_at": at(9 * 86400), "reason": "customer_returned"},
             {**followup, "followup_id": "f-4", "kind": "satisfaction_survey", "due_at": at(86400), "status": "skipped",
              "created_at": at(86400), "reason": "open_case"},
         ],
@@ -98,9 +100,9 @@ def case_tables() -> dict[str, list[dict]]:
     }
 
 
-def rendered(width: int = 100) -> str:
+def rendered(width: int = 100, tables: dict[str, list[dict]] | None = None, case: str = CASE) -> str:
     console = Console(width=width, file=io.StringIO(), highlight=False, color_system=None)
-    render(build_view(CASE, case_tables()), console)
+    render(build_view(case, case_tables() if tables is None else tables), console)
     return console.file.getvalue()
 
 
@@ -130,7 +132,7 @@ def test_clocks_offers_and_followups_say_their_state_in_words():
     assert "cancelled at 2026-03-03 09:00:00" in text
     assert "counts berlin_office hours" in text
     assert "2026-03-02 10:00:00  03-02 11:00 CET" in text, "due times in UTC and in the customer's zone"
-    for status in ("sent at 09:00:02", "planned", "cancelled at 2026-03-11", "customer returned",
+    for status in ("sent at 09:00:02", "planned", "cancelled at 2026-03-11", "the customer returned",
                    "skipped: open_case"):
         assert status in text, status
     assert "gesture 150.00 EUR (free maintenance visit)" in " ".join(text.split()), "wrapped, not folded"
@@ -142,7 +144,8 @@ def test_the_timeline_is_in_time_order():
                 "needs approval: 7950.00 EUR", "complaint received (repeat contact 1): P1",
                 "answer 'approve' from manager M-7: refused", "approved by director D-1",
                 "case resolved", "planned: thank_you_note, retention_checkin ×2", "satisfaction_survey skipped: open_case",
-                "thank_you_note sent", "survey answered: score 9", "retention_checkin cancelled"]
+                "thank_you_note sent", "survey answered: score 9",
+                "the customer returned: retention_checkin cancelled"]
     positions = [timeline.find(text) for text in expected]
     assert -1 not in positions, [t for t, p in zip(expected, positions) if p < 0]
     assert positions == sorted(positions), timeline
@@ -188,12 +191,12 @@ async def _store(database_url: str, tables: dict[str, list[dict]]) -> None:
         await pool.close()
 
 
-def _invoke(ns, *args):
+def _invoke(ns, *args, columns: str | None = "100"):
     from shared.settings import get_settings
 
     get_settings.cache_clear()
     try:
-        return runner.invoke(app, list(args), env={"DATABASE_URL": ns.database_url})
+        return runner.invoke(app, list(args), env={"DATABASE_URL": ns.database_url, "COLUMNS": columns})
     finally:
         get_settings.cache_clear()
 
@@ -204,6 +207,8 @@ async def test_case_show_reads_every_service_schema(ns):
     shown = await asyncio.to_thread(_invoke, ns, "case", "show", CASE)
     assert shown.exit_code == 0, shown.output
     assert shown.output == rendered(), "the command shows what the rows say"
+    narrow = await asyncio.to_thread(lambda: _invoke(ns, "case", "show", CASE, columns="80"))
+    assert narrow.exit_code == 0 and narrow.output == rendered(80), "COLUMNS=80 is respected"
 
     raw = await asyncio.to_thread(_invoke, ns, "case", "show", CASE, "--json")
     assert raw.exit_code == 0, raw.output
@@ -264,7 +269,7 @@ async def test_case_show_after_the_four_services_handled_a_case(ns):
         subject="Coffee not right", description="My latte was cold and the taste was not right."), key=case)
     await ns.kafka.wait_for(COMPENSATION, lambda rs: any(r["case_id"] == case for r in rs), timeout=60)
     await ns.kafka.publish(CASE_ACTIVITY, activity("case.contacted", 1), key=case)
-    await ns.kafka.publish(CASE_ACTIVITY, activity("case.resolved", 2, resolution="new coffee"), key=case)
+    await ns.kafka.publish(CASE_ACTIVITY, activity("case.resolved", 10, resolution="new coffee"), key=case)
     await ns.kafka.wait_for(FOLLOWUPS, lambda rs: any(r["type"] == "followup.scheduled" for r in rs), timeout=60)
     await ns.kafka.wait_for(SLA, lambda rs: any(r["type"] == "sla.met" and r.get("clock") == "resolution" for r in rs),
                             timeout=60)
@@ -284,6 +289,15 @@ async def test_case_show_after_the_four_services_handled_a_case(ns):
     assert timeline.index("complaint received") < timeline.index("first contact met") < timeline.index("case resolved")
     assert "latte" not in text.lower() or "mentions" in text, "no free text but the matched keywords"
 
+    await ns.kafka.publish(CASE_ACTIVITY, activity("case.reopened", 12), key=case)
+    await ns.kafka.wait_for(SLA, lambda rs: sum(r["type"] == "sla.started" and r.get("clock") == "resolution"
+                                                and r["case_id"] == case for r in rs) >= 2, timeout=60)
+    shown = await asyncio.to_thread(_invoke, ns, "case", "show", case)
+    assert shown.exit_code == 0, shown.output
+    flat = " ".join(shown.output.split())
+    assert "reopened 1×" in shown.output.splitlines()[0] and "resolution clock restarted" in flat
+    assert flat.index("case resolved") < flat.index("case reopened: resolution and update clocks restart")
+
 
 def test_without_intake_rows_the_header_comes_from_the_other_services():
     tables = {k: v for k, v in case_tables().items() if k.startswith("compensation")}
@@ -294,3 +308,234 @@ def test_without_intake_rows_the_header_comes_from_the_other_services():
     text = console.file.getvalue()
     assert f"Case {CASE} · P2 delay · open" in text and "customer C-9 (vip, calm) · zone Europe/Berlin" in text
     assert "intake has no row for this case" in text and "?" not in text
+
+
+# ---------- width, padding ----------
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_the_command_respects_columns_and_pads_no_line(monkeypatch, columns):
+    """Through the command's own console: COLUMNS sets the width, no line is longer or ends in blanks."""
+    from services import case_cli
+
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    case_cli.render(build_view(CASE, case_tables()), case_cli._console())
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) == columns, "the wide tables use the width they get"
+    assert not [line for line in lines if line != line.rstrip()], "trailing blanks"
+    assert "…" not in out.getvalue(), "nothing cut with an ellipsis"
+    for word in ("wrong_install_loyal_customer", "satisfaction_survey", "retention_checkin", "promise P-callback-1",
+                 "2026-03-02 09:00:05", "7950.00 EUR", "03-02 11:00 CET"):
+        assert word in out.getvalue(), word
+
+
+def test_without_columns_it_is_100_wide_off_a_terminal_and_the_terminal_width_on_one(monkeypatch):
+    from services.case_cli import console_width
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    assert console_width() == 100
+    monkeypatch.setattr("sys.stdout", Tty())
+    monkeypatch.setattr("shutil.get_terminal_size", lambda fallback=(80, 24): __import__("os").terminal_size((132, 40)))
+    assert console_width() == 132
+    monkeypatch.setenv("COLUMNS", "72")
+    assert console_width() == 72, "COLUMNS wins, also on a terminal"
+    monkeypatch.setenv("COLUMNS", "12")
+    assert console_width() == 40, "never narrower than 40"
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_no_line_ends_in_blanks_in_colour_either(width):
+    console = Console(width=width, file=io.StringIO(), highlight=False, force_terminal=True, color_system="standard")
+    render(build_view(CASE, case_tables()), console)
+    text = console.file.getvalue()
+    assert "\x1b[" in text, "coloured"
+    for line in text.splitlines():
+        plain = ANSI.sub("", line)
+        assert plain == plain.rstrip() and len(plain) <= width, repr(line)
+
+
+# ---------- durations ----------
+def test_durations_read_as_days_hours_minutes():
+    from services.case_cli import human_duration
+
+    assert human_duration(timedelta(minutes=3018)) == "2d 2h 18m"
+    assert human_duration(timedelta(minutes=3018), days=False) == "50h 18m", "working time: hours, not days"
+    assert human_duration(timedelta(hours=2)) == "2h"
+    assert human_duration(timedelta(seconds=90)) == "1m 30s"
+    assert human_duration(timedelta(seconds=3630)) == "1h 0m 30s"
+    assert human_duration(timedelta(0)) == "0s" and human_duration(timedelta(seconds=-60)) == "-1m"
+    tables = case_tables()
+    promise = tables["sla.clocks"][1]
+    promise.update(target=timedelta(minutes=3018), due_at=promise["started_at"] + timedelta(minutes=3018))
+    text = rendered(tables=tables)
+    assert "3018m" not in text and "promise P-callback-1  2d 2h 18m" in text
+    assert "resolution            72h" in text, "a business-calendar target in working hours"
+
+
+# ---------- completeness: what the services store about pause, reopen, returns, automated contact ----------
+def reopened_tables() -> dict[str, list[dict]]:
+    """A case resolved, then reopened: sla restarted resolution and update (one row per clock, the
+    first round's runs overwritten); followup kept the first resolution's time and cancelled the
+    note and survey; compensation counted the reopen."""
+    tables = case_tables()
+    reopen = at(2 * 86400)
+    for clock in tables["sla.clocks"]:
+        if clock["kind"] in ("resolution", "update"):
+            clock.update(started_at=reopen, started_by="reopen-1", state="running", ended_at=None, breached_at=None,
+                         warnings_sent=[], due_at=reopen + clock["target"])
+    tables["sla.cases"][0]["resolved"] = False
+    tables["compensation.cases"][0]["reopens"] = 1
+    tables["followup.cases"][0]["status"] = "open"
+    tables["followup.followups"] = [
+        {**tables["followup.followups"][1], "followup_id": "f-5", "kind": "thank_you_note", "status": "cancelled",
+         "due_at": at(3 * 86400), "closed_at": reopen + timedelta(seconds=3), "reason": "case_reopened"},
+        {**tables["followup.followups"][1], "followup_id": "f-6", "kind": "satisfaction_survey", "status": "cancelled",
+         "due_at": at(4 * 86400), "closed_at": reopen + timedelta(seconds=3), "reason": "case_reopened"},
+    ]
+    tables.pop("followup.survey_responses")
+    return tables
+
+
+def test_a_reopen_shows_both_rounds_as_far_as_they_are_stored():
+    text = rendered(tables=reopened_tables())
+    assert text.splitlines()[0].endswith("· open, reopened 1×")
+    timeline = " ".join(text.split("Timeline (UTC)")[1].split())
+    expected = ["first contact met", "case resolved", "planned: thank_you_note",
+                "case reopened: resolution and update clocks restart (sla keeps only this run; the earlier "
+                "round's clocks are not stored)", "resolution clock restarted: 72h", "update clock started: 4h",
+                "the case was reopened: thank_you_note, satisfaction_survey cancelled"]
+    positions = [timeline.find(t) for t in expected]
+    assert -1 not in positions and positions == sorted(positions), (positions, timeline)
+    clocks = " ".join(text.split("SLA clocks")[1].split("Compensation")[0].split())
+    assert "running · restarted by the reopen at 2026-03-04 09:00:00" in clocks
+    assert "resolution met" not in timeline, "the first round's verdict is not stored: not invented"
+
+
+def test_a_repeat_complaint_that_raised_the_priority_reads_as_a_re_target():
+    tables = case_tables()
+    first = tables["sla.clocks"][0]
+    first.update(started_at=at(600), started_by="cls-2", counted_before=timedelta(minutes=10), priority="P1",
+                 due_at=at(600 + 3000))
+    text = " ".join(rendered(tables=tables).split())
+    assert "first contact clock re-targeted to P1: 1h, due 10:00:00, 10m already counted" in text
+    assert "re-targeted to P1 at 09:10:00" in text, "in the clock's state too"
+    assert text.find("complaint received (repeat contact 1)") < text.find("first contact clock re-targeted")
+
+
+def test_a_pause_shows_while_it_lasts_and_after_as_time_not_counted():
+    tables = case_tables()
+    tables["sla.cases"][0].update(resolved=False, paused_at=at(5400))
+    clocks = {c["clock_key"]: c for c in tables["sla.clocks"]}
+    clocks["resolution"].update(state="paused", paused_at=at(5400), ended_at=None)
+    clocks["update"].update(state="paused", paused_at=at(5400), ended_at=None, paused_total=timedelta(minutes=30))
+    clocks["first_contact"].update(paused_total=timedelta(0))
+    clocks["promise:P-callback-1"]["calendar"] = "24x7"
+    tables["followup.cases"][0].update(status="open")
+    text = rendered(tables=tables)
+    assert text.splitlines()[0].endswith("· paused")
+    flat = " ".join(text.split())
+    assert "2026-03-02 10:30:00 sla case paused (waiting on the customer): resolution and update clocks stop" in flat
+    assert "paused since 10:30:00, 30m paused before" in flat
+    # a pause that ended is stored only as the working time it kept off the clock
+    clocks["update"].update(state="met", paused_at=None, ended_at=at(7200), paused_total=timedelta(hours=1))
+    tables["sla.cases"][0]["paused_at"] = None
+    flat = " ".join(rendered(tables=tables).split())
+    assert "met at 11:00:00, 1h paused not counted" in flat and "update met (1h paused, not counted)" in flat
+    assert "case paused" not in flat, "no pause time is invented once it is over"
+
+
+def test_activity_waiting_for_its_classification_says_when_it_was_automated():
+    tables = case_tables()
+    tables["sla.pending_activity"] = [
+        {"event_id": "p-1", "case_id": CASE, "occurred_at": at(30), "kept_at": at(31),
+         "event": {"type": "case.contacted", "by": "bot", "automated": False}},
+        {"event_id": "p-2", "case_id": CASE, "occurred_at": at(40), "kept_at": at(41),
+         "event": {"type": "case.contacted", "by": "agent"}},
+    ]
+    text = " ".join(rendered(tables=tables).split())
+    assert "case.contacted (automated) waits for the complaint's classification" in text
+    assert "case.contacted waits for the complaint's classification" in text
+
+
+def test_a_survey_skipped_when_due_is_shown_when_it_was_skipped():
+    tables = case_tables()
+    skipped = tables["followup.followups"][3]
+    skipped.update(closed_at=at(2 * 86400), reason="cooldown_after_response")
+    text = " ".join(rendered(tables=tables).split())
+    assert "2026-03-04 09:00:00 followup satisfaction_survey skipped when due: cooldown_after_response" in text
+
+
+# ---------- contradictions: met before its due time, yet breached ----------
+def backdated_tables(recorded_after: timedelta, reported: datetime | None = None) -> dict[str, list[dict]]:
+    """A complaint dated 06:30 (first contact due 08:30) and a contact the CRM dates 07:41 that
+    reached sla after its breach timer had fired: the clock is met at 07:41 with breached_at 08:30."""
+    case = "CRM-77002"
+    complained = datetime(2026, 3, 2, 6, 30, tzinfo=timezone.utc)
+    clock = {"case_id": case, "priority": "P2", "calendar": "24x7", "started_by": "cls-9", "paused_at": None,
+             "paused_total": timedelta(0), "warnings_sent": [0.5], "escalations_sent": 0, "arming": 3,
+             "armed_timers": [], "counted_before": timedelta(0), "promise_id": None, "clock_key": "first_contact",
+             "kind": "first_contact", "started_at": complained, "target": timedelta(hours=2),
+             "due_at": complained + timedelta(hours=2), "state": "met", "breached_at": complained + timedelta(hours=2),
+             "ended_at": complained + timedelta(minutes=71), "updated_at": reported}
+    return {
+        "intake.complaints": [{"event_id": "e-9", "case_id": case, "occurred_at": complained, "repeat_contacts": 0,
+                               "classification": {"priority": "P2", "category": "delay", "decided_by": "keywords"},
+                               "policy_version": "v1", "recorded_at": complained + recorded_after}],
+        "sla.cases": [{"case_id": case, "priority": "P2", "source": "crm-east", "classified_by": "cls-9",
+                       "resolved": False, "paused_at": None, "kept_before_made": []}],
+        "sla.clocks": [clock],
+    }
+
+
+def test_a_complaint_that_arrived_after_its_due_time_reads_breached_on_arrival():
+    text = rendered(tables=backdated_tables(timedelta(hours=2, minutes=30)), case="CRM-77002")
+    flat = " ".join(text.split())
+    assert "breached on arrival (due 08:30:00 had passed when the complaint arrived at 09:00:00); met at 07:41:00 " \
+           "per the CRM" in flat
+    assert "met late" not in flat, "met in time by the CRM's clock: never 'met late'"
+    timeline = flat.split("Timeline (UTC)")[1]
+    expected = ["06:30:00 intake complaint received: P2 delay, by keywords; reached intake 2h 30m later",
+                "07:41:00 sla first contact met per the CRM, before its due time; sla learned of it after its due "
+                "time: counted as breached",
+                "08:30:00 sla first contact breached on arrival: its due time had passed when the complaint arrived "
+                "at 09:00:00"]
+    positions = [timeline.find(t) for t in expected]
+    assert -1 not in positions and positions == sorted(positions), (positions, timeline)
+
+
+def test_a_contact_reported_after_the_due_time_reads_counted_as_breached():
+    reported = datetime(2026, 3, 2, 9, 5, tzinfo=timezone.utc)
+    flat = " ".join(rendered(tables=backdated_tables(timedelta(seconds=2), reported), case="CRM-77002").split())
+    assert "counted as breached: met at 07:41:00 per the CRM, before its due time, but sla learned of it only " \
+           "after the due time at 09:05:00" in flat
+    assert "08:30:00 sla first contact breached: sla knew of no first contact by its due time" in flat
+    assert "met late" not in flat and "breached on arrival" not in flat and "reached intake" not in flat
+
+
+# ---------- ordering within one instant ----------
+def test_at_one_instant_what_started_comes_before_what_ended_whatever_the_row_order():
+    import random
+
+    tables = case_tables()
+    same = at(86400)
+    # one transaction (one now()) planned a check-in and cancelled another; a clock started as another ended
+    tables["followup.followups"][2].update(closed_at=same)
+    tables["sla.clocks"].append({**tables["sla.clocks"][2], "clock_key": "promise:P-2", "kind": "promise",
+                                 "promise_id": "P-2", "started_at": same, "due_at": same + timedelta(hours=1),
+                                 "state": "running", "ended_at": None})
+    timeline = rendered(tables=tables).split("Timeline (UTC)")[1]
+    expected = ["case resolved", "promise P-2 clock started", "planned: thank_you_note", "resolution met",
+                "update cancelled", "satisfaction_survey skipped", "the customer returned: retention_checkin cancelled"]
+    positions = [timeline.find(t) for t in expected]
+    assert -1 not in positions and positions == sorted(positions), (positions, timeline)
+    for seed in range(5):  # a stable order: the rows' order in the store does not matter
+        shuffled = {name: random.Random(seed).sample(rows, len(rows)) for name, rows in tables.items()}
+        assert rendered(tables=shuffled).split("Timeline (UTC)")[1] == timeline
