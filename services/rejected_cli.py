@@ -3,14 +3,23 @@ re-publishing them once the sender or a policy was fixed.
 
 A replay re-checks each original record with the parsers of the services that consume its topic
 (and the key check every consumer makes) and re-publishes only those that would now be accepted;
-the others are skipped and listed with the reason they would be rejected again.
+the others are skipped and listed with the reason they would be rejected again. An approval answer
+compensation refused for the state it found (`APPROVAL_REFUSALS`) is never re-published: compensation
+recorded its `event_id` when it refused it, so the same bytes again would only be a duplicate; the
+approver has to answer again from the CRM, with a new `event_id`.
+
+Everything printed that came from a record (case ids, keys, errors) goes through `printable`, so a
+control character in it cannot drive the terminal.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
-from collections.abc import Callable
+import os
+import sys
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timezone
 from typing import Any
@@ -20,6 +29,16 @@ import typer
 app = typer.Typer(help="Records the services refused, and re-publishing them after a fix.", no_args_is_help=True)
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%SZ"
+DEFAULT_WIDTH = 160  # columns, when stdout is not a terminal and COLUMNS is not set
+ERRORS_SHOWN = 5  # a record's errors shown before "+N more"
+
+# Why a record can be rejected (docs/contract.md, "Reasons"): what the parsers and the key check
+# say, then compensation's refusals of a well-formed approval answer for the state it found.
+PARSE_REASONS = ("empty", "too_large", "not_json", "not_an_object", "invalid_text", "unknown_type", "invalid_fields",
+                 "key_mismatch")
+APPROVAL_REFUSALS = ("unknown_decision", "not_pending", "unknown_approver_role", "approver_not_authorised")
+REASONS = PARSE_REASONS + APPROVAL_REFUSALS
+ANSWER_AGAIN = "cannot be replayed: the approver must answer again from the CRM (a new event_id)"
 
 
 def _settings():
@@ -28,12 +47,79 @@ def _settings():
     return get_settings()
 
 
-def _console():
-    import sys
+def console_width(environ: Mapping[str, str], is_tty: bool) -> int | None:
+    """Columns to render tables in: `COLUMNS` when set to a positive number, else the terminal's
+    (None: rich measures it), else `DEFAULT_WIDTH` when stdout is a pipe or a file."""
+    columns = environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if is_tty else DEFAULT_WIDTH
 
+
+def _console():
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 200)
+    return Console(width=console_width(os.environ, sys.stdout.isatty()))
+
+
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def printable(value: Any) -> str:
+    """`value` as text safe for a terminal: control, format (bidi overrides), surrogate, private and
+    unassigned characters and line separators are shown escaped (`\\x1b`, `\\x00`, `\\u202e`).
+    None is ""."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch == " " or unicodedata.category(ch) not in _UNPRINTABLE:
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return "".join(out)
+
+
+def errors_text(errors: list[Any], separator: str = "; ") -> str:
+    """A record's errors, printable: the first `ERRORS_SHOWN`, then `+N more` for the rest."""
+    shown = [printable(e) for e in errors[:ERRORS_SHOWN]]
+    if len(errors) > ERRORS_SHOWN:
+        shown.append(f"+{len(errors) - ERRORS_SHOWN} more")
+    return separator.join(shown)
+
+
+def _usage(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(2)
+
+
+def inbound_topics() -> tuple[str, ...]:
+    """The topics records can be rejected from (without the prefix): the CRM's three, and
+    intake's classified topic, which sla, compensation and followup read."""
+    from shared.events import CASE_ACTIVITY, CLASSIFIED, COMPENSATION_APPROVALS, COMPLAINTS
+
+    return (COMPLAINTS, CASE_ACTIVITY, COMPENSATION_APPROVALS, CLASSIFIED)
+
+
+def checked_filters(reason: str | None, topic: str | None) -> tuple[str | None, str | None]:
+    """`--reason` and `--topic` as rejections name them: a topic may be given with or without
+    `HELPDESK_TOPIC_PREFIX` (rejections carry it without). Exits 2 naming the known values when
+    either is not one."""
+    if reason is not None and reason not in REASONS:
+        _usage(f"unknown reason {printable(reason)!r}; the reasons are: {', '.join(REASONS)}")
+    if topic is not None:
+        prefix = _settings().helpdesk_topic_prefix
+        if prefix and topic.startswith(prefix) and topic[len(prefix):] in inbound_topics():
+            topic = topic[len(prefix):]
+        if topic not in inbound_topics():
+            shown = ", ".join(f"{prefix}{t}" if prefix else t for t in inbound_topics())
+            _usage(f"unknown topic {printable(topic)!r}; records are rejected from: {shown}"
+                   + (" (the prefix may be left out)" if prefix else ""))
+    return reason, topic
 
 
 def matches(event: dict[str, Any], reason: str | None, topic: str | None, case_id: str | None) -> bool:
@@ -59,22 +145,29 @@ def utc_text(event: dict[str, Any]) -> str:
 
 @app.command("list")
 def rejected_list(
-    reason: str | None = typer.Option(None, help="only this reason, e.g. not_json, invalid_fields, key_mismatch"),
-    topic: str | None = typer.Option(None, help="only records from this inbound topic"),
+    reason: str | None = typer.Option(None, help="only this reason: " + ", ".join(REASONS)),
+    topic: str | None = typer.Option(None, help="only records from this inbound topic (with or without the prefix)"),
     case_id: str | None = typer.Option(None, "--case", help="only this case"),
-    limit: int = typer.Option(50, help="at most this many, newest last"),
+    limit: int = typer.Option(50, min=1, help="at most this many (at least 1), newest last"),
 ) -> None:
-    """List rejected records with their reasons, oldest first and newest last; times in UTC."""
-    from rich.table import Table
+    """List rejected records with their reasons, oldest first and newest last; times in UTC.
 
+    Text from the records (case ids, errors) is shown with control characters escaped (`\\x1b`)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    reason, topic = checked_filters(reason, topic)
     events = [e for e in read_rejected() if matches(e, reason, topic, case_id)]
-    shown = events[-limit:] if limit > 0 else []
+    shown = events[-limit:]
     table = Table(title=f"{len(events)} rejected record(s)" + (f", showing the last {len(shown)}" if len(shown) < len(events) else ""))
     for col in ("rejected at (UTC)", "topic", "partition@offset", "case", "reason", "errors", "by"):
         table.add_column(col, no_wrap=col == "rejected at (UTC)")
     for e in shown:
-        table.add_row(utc_text(e), e.get("topic", ""), f"{e.get('partition')}@{e.get('offset')}",
-                      str(e.get("case_id") or ""), e.get("reason", ""), "; ".join(e.get("errors", [])[:2]), e.get("rejected_by", ""))
+        errors = e.get("errors") if isinstance(e.get("errors"), list) else []
+        # Text, not markup: a "[red]" in a case id is shown, not obeyed.
+        table.add_row(*(Text(printable(c)) for c in (utc_text(e), e.get("topic"), f"{e.get('partition')}@{e.get('offset')}",
+                                                     e.get("case_id"), e.get("reason"))),
+                      Text(errors_text(errors, "\n")), Text(printable(e.get("rejected_by"))))
     _console().print(table)
 
 
@@ -153,6 +246,11 @@ def recheck(original: Original, parsers: dict[str, list[Callable[[bytes | None],
         return Verdict(original, RejectedInput("not_replayable", ["no service consumes this topic"]))
     if original.raw is None:
         return Verdict(original, RejectedInput("not_replayable", ["the rejection carries no original bytes"]))
+    refused = sorted(set(original.reasons) & set(APPROVAL_REFUSALS))
+    if refused:
+        # Compensation recorded the answer's event_id when it refused it: the same bytes again are
+        # a duplicate whatever changed since (a raised limit, a decision pending again).
+        return Verdict(original, RejectedInput("not_replayable", [f"refused as {', '.join(refused)}; {ANSWER_AGAIN}"]))
     key = original.key.encode("utf-8") if original.key else None
     try:
         events = [parse(original.raw) for parse in parsers[original.topic]]
@@ -166,11 +264,11 @@ def recheck(original: Original, parsers: dict[str, list[Callable[[bytes | None],
 
 def _line(verdict: Verdict) -> str:
     o = verdict.original
-    text = f"  {o.where}  case {o.case_id or '-'}"
+    text = f"  {printable(o.where)}  case {printable(o.case_id) or '-'}"
     if verdict.rejection is None:
-        return f"{text}  (was {', '.join(sorted(set(o.reasons)))})"
-    errors = "; ".join(verdict.rejection.errors[:2])
-    return f"{text}  {verdict.rejection.reason}" + (f": {errors}" if errors else "")
+        return f"{text}  (was {printable(', '.join(sorted(set(o.reasons))))})"
+    errors = errors_text(verdict.rejection.errors)
+    return f"{text}  {printable(verdict.rejection.reason)}" + (f": {errors}" if errors else "")
 
 
 async def publish(verdicts: list[Verdict]) -> int:
@@ -192,15 +290,10 @@ async def publish(verdicts: list[Verdict]) -> int:
     return len(verdicts)
 
 
-def _usage(message: str) -> None:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(2)
-
-
 @app.command("replay")
 def rejected_replay(
-    reason: str | None = typer.Option(None, help="only records rejected for this reason"),
-    topic: str | None = typer.Option(None, help="only records from this inbound topic"),
+    reason: str | None = typer.Option(None, help="only records rejected for this reason: " + ", ".join(REASONS)),
+    topic: str | None = typer.Option(None, help="only records from this inbound topic (with or without the prefix)"),
     case_id: str | None = typer.Option(None, "--case", help="only this case"),
     all_: bool = typer.Option(False, "--all", help="every rejected record on the topic (asks first, see --yes)"),
     yes: bool = typer.Option(False, "--yes", help="with --all: do not ask (for scripts)"),
@@ -214,27 +307,39 @@ def rejected_replay(
 
     Only those that would now be accepted are published, each once however many services rejected it.
 
-    The others are skipped and listed with the reason they would be rejected again."""
+    The others are skipped and listed with the reason they would be rejected again.
+
+    Approval answers compensation refused (unknown_decision, not_pending, unknown_approver_role,
+    approver_not_authorised) are never re-published: their event_id is recorded, so the approver
+    must answer again from the CRM, with a new event_id."""
     filtered = any(v is not None for v in (reason, topic, case_id))
     if all_ and filtered:
         _usage("--all replays every rejected record: give either --all or filters, not both")
     if not all_ and not filtered:
         _usage("say what to replay: --reason, --topic and/or --case, or --all for every rejected record "
                "(asks for confirmation; --yes for scripts)")
+    reason, topic = checked_filters(reason, topic)
     parsers = inbound_parsers()
     verdicts = [recheck(o, parsers) for o in originals([e for e in read_rejected() if matches(e, reason, topic, case_id)])]
     accepted = [v for v in verdicts if v.rejection is None]
     skipped = [v for v in verdicts if v.rejection is not None]
+    again = [v for v in skipped if v.rejection.reason != "not_replayable"]
+    unreplayable = [v for v in skipped if v.rejection.reason == "not_replayable"]
     verb = "would be" if dry_run else "to be"
     typer.echo(f"{len(verdicts)} rejected record(s) match: {len(accepted)} {verb} re-published, "
-               f"{len(skipped)} skipped (would be rejected again)" + (" — dry run: nothing published" if dry_run else ""))
+               f"{len(skipped)} skipped ({len(again)} would be rejected again, {len(unreplayable)} cannot be replayed)"
+               + (" — dry run: nothing published" if dry_run else ""))
     if accepted:
         typer.echo("would re-publish:" if dry_run else "to re-publish:")
         for v in accepted:
             typer.echo(_line(v))
-    if skipped:
+    if again:
         typer.echo("skipped, would be rejected again:")
-        for v in skipped:
+        for v in again:
+            typer.echo(_line(v))
+    if unreplayable:
+        typer.echo("skipped, cannot be replayed:")
+        for v in unreplayable:
             typer.echo(_line(v))
     if dry_run or not accepted:
         return

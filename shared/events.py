@@ -227,6 +227,7 @@ class ComplaintRejected(Outbound):
     raw: str  # the original record value, base64
     key: str | None = None  # the original record key, when there was one
     rejected_by: str  # the service that rejected it
+    decision_id: str | None = None  # a refused approval answer: the decision it named
 
 
 def dump(event: BaseModel) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from prometheus_client import Counter
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared.db import first_times
-from shared.events import ACTIVITY_TYPES, MAX_RECORD_BYTES, ComplaintClassified, ComplaintRejected, case_activity
+from shared.events import (ACTIVITY_TYPES, COMPENSATION_APPROVALS, MAX_RECORD_BYTES, ComplaintClassified, ComplaintRejected,
+                           case_activity)
 from shared.metrics import service_metrics
 from shared.outbox import enqueue, gathered
 from shared.resilience import TRANSIENT_DB_ERRORS, DependencyWatch, Retrier
@@ -201,10 +202,21 @@ class RecordRef(BaseModel):
 
 
 def rejected_event(ref: RecordRef, reason: str, errors: list[str], service: str, topic_prefix: str = "") -> ComplaintRejected:
+    """The `complaint.rejected` event reporting `ref` (its topic without `topic_prefix`).
+
+    `case_id` is the value's `case_id` when it can be read, else the key, except for an approval
+    answer that leaves `case_id` out (its key may be anything, so its case is not known here: null).
+    `causation_id` is the value's `event_id` when it can be read. A key that is not UTF-8 is
+    reported with replacement characters; `raw` holds the value's exact bytes (base64)."""
     key = ref.key.decode("utf-8", "replace") if ref.key else None
     topic = ref.topic[len(topic_prefix):] if topic_prefix and ref.topic.startswith(topic_prefix) else ref.topic
+    data = _object_of(ref.value)
+    case_id = _id_in(data, "case_id")
+    if case_id is None and not (data is not None and topic == COMPENSATION_APPROVALS):
+        case_id = key
     return ComplaintRejected(
-        case_id=_case_id_of(ref.value) or key,
+        case_id=case_id,
+        causation_id=_id_in(data, "event_id"),
         reason=reason,
         errors=errors,
         topic=topic,
@@ -216,15 +228,21 @@ def rejected_event(ref: RecordRef, reason: str, errors: list[str], service: str,
     )
 
 
-def _case_id_of(raw: bytes | None) -> str | None:
+def _object_of(raw: bytes | None) -> dict[str, Any] | None:
+    """The value as a JSON object, or None when it is not one (or too large to try)."""
     if not raw or len(raw) > MAX_RECORD_BYTES:
         return None
     try:
         data = json.loads(raw)
     except Exception:
         return None
-    case_id = data.get("case_id") if isinstance(data, dict) else None
-    return case_id if isinstance(case_id, str) and 0 < len(case_id) <= 200 else None
+    return data if isinstance(data, dict) else None
+
+
+def _id_in(data: dict[str, Any] | None, field: str) -> str | None:
+    """`data[field]` when it is a usable id (text of 1 to 200 characters), else None."""
+    value = data.get(field) if data is not None else None
+    return value if isinstance(value, str) and 0 < len(value) <= 200 else None
 
 
 Apply = Callable[[asyncpg.Connection, Any], Awaitable[str | None]]

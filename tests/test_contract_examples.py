@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 # Who reports a bad record of each inbound topic (compensation reads case activity only for
 # case.reopened and leaves its rejections to sla and followup).
 REPORTED_BY = {COMPLAINTS: {"intake"}, CASE_ACTIVITY: {"sla", "followup"}, COMPENSATION_APPROVALS: {"compensation"}}
+APPROVAL_REFUSALS = {"unknown_decision", "not_pending", "unknown_approver_role", "approver_not_authorised"}
 
 
 async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 90.0) -> Any:
@@ -133,6 +134,10 @@ async def test_every_example_record_of_the_contract_is_accepted_or_rejected_as_d
     for example in invalid:
         for record in rejections_of(rejected, example):
             assert record["partition"] >= 0 and record["offset"] >= 0 and record["errors"]
+            if isinstance(example.document, dict) and example.reason != "too_large":  # event_id readable: named
+                assert record.get("causation_id") == example.document.get("event_id"), example.line
+            if example.reason in APPROVAL_REFUSALS:  # and a refused answer names its decision
+                assert record["decision_id"] == example.document["decision_id"], example.line
 
     # ...and nothing valid was rejected by anyone.
     accepted_but_rejected = [e.line for e in valid if rejections_of(rejected, e)]
