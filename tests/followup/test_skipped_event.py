@@ -6,7 +6,6 @@ Fast policy (tests/followup/followup_fast.yaml): thank-you +3s, survey +4s, chec
 from __future__ import annotations
 
 import asyncio
-import shutil
 
 import asyncpg
 import pytest
@@ -14,15 +13,7 @@ import pytest
 from services.followup.contract import SKIP_REASONS, FollowupSkipped, FollowupsTopicEvent
 from services.followup.domain import model
 from shared.events import CLASSIFIED, FOLLOWUPS
-from tests.followup.test_followup_service import FAST_POLICY, classified, new_id, of, open_and_resolve
-
-
-@pytest.fixture
-def fast_followup(ns, tmp_path):
-    ns.config_dir = tmp_path / "config"
-    ns.config_dir.mkdir()
-    shutil.copy(FAST_POLICY, ns.config_dir / "followup.yaml")
-    return ns
+from tests.followup.test_followup_service import classified, followup_config, new_id, of, open_and_resolve  # noqa: F401 (a fixture)
 
 
 def test_every_skip_reason_of_the_rules_is_a_documented_reason_of_the_event():
@@ -34,8 +25,8 @@ def test_every_skip_reason_of_the_rules_is_a_documented_reason_of_the_event():
 
 
 @pytest.mark.integration
-async def test_survey_skipped_for_an_open_case_publishes_followup_skipped_with_the_reason(fast_followup):
-    ns = fast_followup
+async def test_survey_skipped_for_an_open_case_publishes_followup_skipped_with_the_reason(followup_config):
+    ns = followup_config
     service = ns.service("followup")
     customer, still_open, resolved_case = new_id("C"), new_id("CRM"), new_id("CRM")
     await ns.kafka.publish(CLASSIFIED, classified(still_open, customer))
@@ -61,8 +52,8 @@ async def test_survey_skipped_for_an_open_case_publishes_followup_skipped_with_t
 
 
 @pytest.mark.integration
-async def test_survey_skipped_when_due_publishes_followup_skipped_besides_the_cancellation(fast_followup):
-    ns = fast_followup
+async def test_survey_skipped_when_due_publishes_followup_skipped_besides_the_cancellation(followup_config):
+    ns = followup_config
     service = ns.service("followup")
     customer, first, second = new_id("C"), new_id("CRM"), new_id("CRM")
     await open_and_resolve(ns, first, customer)
