@@ -53,7 +53,13 @@ def run(rate: float, duration: float, seed: int | None, drain: bool, *, settings
     import asyncio
 
     from shared.kafka import client_args, ensure_topics
+    from shared.resilience import LIBRARY_REPEATS, fold_library_retry_logs
 
+    # On a new prefix the topics' leaders are still being elected: aiokafka warns "Got error produce
+    # response on topic-partition …, retrying. Error: NotLeaderForPartitionError" for each partition
+    # and retries. One such line is enough; the repeats are folded and counted at the end.
+    fold_library_retry_logs()
+    LIBRARY_REPEATS.take_suppressed()
     if producer is None:
         asyncio.run(ensure_topics(settings))
     sim = CrmSimulator(settings.kafka_bootstrap_servers, settings.helpdesk_topic_prefix, seed=seed,
@@ -69,4 +75,6 @@ def run(rate: float, duration: float, seed: int | None, drain: bool, *, settings
                    + (f"; seed {seed}: the same seed repeats these ids and events" if seed is not None else ""))
     if sim.queue:
         typer.echo(f"not drained: {len(sim.queue)} events of {sim.queued_cases} cases left unpublished (--no-drain)")
+    if folded := LIBRARY_REPEATS.take_suppressed():
+        typer.echo(f"({folded} repeated aiokafka warning{'s' * (folded != 1)} suppressed: the client retried them)", err=True)
     return sim

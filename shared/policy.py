@@ -58,8 +58,22 @@ def _describe(path: str, tree: Any, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _unexpected(path: str, error: BaseException) -> PolicyError:
+    """A PolicyError for a file that made the parser or a validator fail in a way nobody foresaw
+    (an OverflowError, a bug): the file is refused like any invalid one; the cause is chained."""
+    text = str(error).strip().splitlines()
+    reason = f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
+    refused = PolicyError(f"{path}: cannot be used: {reason}")
+    refused.__cause__ = error
+    return refused
+
+
 def parse_policy(text: str, model: type[P], path: str = "<policy>") -> P:
-    """Parses YAML text into `model`, raising PolicyError naming file, line and field."""
+    """Parses YAML text into `model`, raising PolicyError naming file, line and field.
+
+    Any other exception from the YAML parser or the model's validators (an OverflowError, an int
+    of 5,000 digits, a bug) is raised as a PolicyError naming the file and the exception, chained
+    to it: whatever a file holds, a caller gets a PolicyError, never a traceback."""
     yaml = YAML(typ="rt")
     try:
         tree = yaml.load(text)
@@ -67,6 +81,8 @@ def parse_policy(text: str, model: type[P], path: str = "<policy>") -> P:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""
         raise PolicyError(f"{path}{line}: not valid YAML: {exc.problem}") from None
+    except Exception as exc:
+        raise _unexpected(path, exc) from exc
     if tree is None:
         raise PolicyError(f"{path}: the file is empty")
     try:
@@ -74,6 +90,10 @@ def parse_policy(text: str, model: type[P], path: str = "<policy>") -> P:
         return model.model_validate(tree, context={"policy_file": Path(path)})
     except ValidationError as exc:
         raise PolicyError(_describe(path, tree, exc)) from None
+    except PolicyError:
+        raise
+    except Exception as exc:
+        raise _unexpected(path, exc) from exc
 
 
 def describe_notes(path: str | os.PathLike[str], notes: Iterable[tuple[tuple[Any, ...], str]]) -> list[str]:
@@ -148,8 +168,15 @@ class PolicyHolder(Generic[P]):
         return (st.st_mtime, st.st_size)
 
     def _load(self) -> LoadedPolicy[P]:
+        """Reads the file; PolicyError when it cannot be used, whatever `_read` raised (an
+        unexpected exception becomes a PolicyError naming the file, chained to it)."""
         stamp = self._file_stamp()
-        policy, version = self._read()
+        try:
+            policy, version = self._read()
+        except PolicyError:
+            raise
+        except Exception as exc:
+            raise _unexpected(str(self.path), exc) from exc
         self._stamp = stamp
         return LoadedPolicy(policy, version, time.time())
 
@@ -174,6 +201,11 @@ class PolicyHolder(Generic[P]):
         return self.current().policy
 
     def reload_if_changed(self) -> bool:
+        """Reloads the file when its mtime or size changed; True when a new version is in force.
+
+        A file that cannot be used, for whatever reason, is refused once per edit: logged once
+        (the traceback of an unexpected exception at DEBUG), `on_refused` called, `last_error`
+        set, and the last good version kept. Never raises for the file's content."""
         stamp = self._file_stamp()
         if stamp == self._stamp:
             return False
@@ -184,6 +216,8 @@ class PolicyHolder(Generic[P]):
             message = str(exc)
             if message != self.last_error:
                 log.error("%s refused, keeping version %s in force:\n%s", self.path.name, self._loaded.version, message)
+                if exc.__cause__ is not None:  # an unexpected exception: its traceback for whoever debugs it
+                    log.debug("%s: what made it unusable", self.path.name, exc_info=exc.__cause__)
             self.last_error = message
             if self.on_refused:
                 self.on_refused(message)

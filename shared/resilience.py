@@ -16,6 +16,15 @@ transaction retries, the services' gauge refreshers) reports its failures and su
 A failure that is not a dependency's (a bug) is logged at ERROR with its traceback every time, and
 retried with the same backoff, so a bug shows but never spins.
 
+Libraries retry on their own too, and say so on every attempt: asyncpg's pool warns with a
+traceback, and aiokafka's clients (`aiokafka`, `aiokafka.conn`, `aiokafka.cluster`,
+`aiokafka.consumer.*`, `aiokafka.producer.*`) log an ERROR per reconnect attempt, some 100 a
+second while the broker is away. `fold_library_retry_logs()` (called by `setup_logging` and the
+CLI) folds them: asyncpg's into DEBUG, aiokafka's by `RepeatFolder` (the first record of each
+message template is shown, its repeats go to DEBUG and are counted, and the next one shown says
+"(N similar messages in T s suppressed)"). The service's consumer-lag loop notices Kafka going and
+coming back and logs the one line for each, with the number of aiokafka lines folded meanwhile.
+
 `Retrier` runs one unit of work with tenacity: exponential backoff with jitter, 0.2 s doubling
 to 10 s by default, until it succeeds, `halt()` is called (shutdown) or `give_up_after` seconds
 passed (then the last error is raised).
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -131,13 +141,102 @@ LIBRARY_RETRY_MESSAGES = {
 }
 
 
+@dataclass
+class _Template:
+    shown_at: float  # record.created of the last record shown
+    last_seen: float
+    window: float  # repeats within this long after `shown_at` are folded
+    suppressed: int = 0
+
+
+class RepeatFolder(logging.Filter):
+    """Lets the first record of each message template (logger name, level and format string,
+    before its arguments) through, and folds its repeats for `window` seconds: they become DEBUG
+    records, dropped unless DEBUG is on (then the full detail shows), and are counted. The first
+    repeat after the window is shown with "(N similar messages in T s suppressed)" appended, and
+    the window doubles, up to `longest`; a template silent for longer than its window starts over.
+
+    One instance is shared by every logger it is added to, so a template counts once however
+    many clients log it. Thread-safe. Records at DEBUG or below pass untouched."""
+
+    def __init__(self, window: float = 60.0, longest: float = 3600.0, max_templates: int = 1000) -> None:
+        super().__init__()
+        self.window, self.longest, self.max_templates = window, longest, max_templates
+        self._templates: dict[tuple[str, int, str], _Template] = {}
+        self._suppressed_total = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = record.created
+        folded, since, suppressed = 0, 0.0, False
+        with self._lock:
+            seen = self._templates.get(key)
+            if seen is None or now - seen.last_seen > seen.window:  # new, or quiet for a while: start over
+                if seen is not None:
+                    folded, since = seen.suppressed, seen.last_seen - seen.shown_at
+                elif len(self._templates) >= self.max_templates:
+                    self._templates.clear()  # templates are a library's format strings: this is a safety net
+                self._templates[key] = _Template(now, now, self.window)
+            elif now - seen.shown_at < seen.window:
+                seen.last_seen = now
+                seen.suppressed += 1
+                self._suppressed_total += 1
+                suppressed = True
+            else:
+                folded, since = seen.suppressed, now - seen.shown_at
+                seen.shown_at, seen.last_seen, seen.suppressed = now, now, 0
+                seen.window = min(seen.window * 2, self.longest)
+        if suppressed:
+            if not logging.getLogger().isEnabledFor(logging.DEBUG):
+                return False
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return True
+        if folded and isinstance(record.msg, str):
+            record.msg = f"{record.msg} ({folded} similar message{'s' * (folded != 1)} in {since:.0f} s suppressed)"
+        return True
+
+    def reset(self) -> None:
+        """Forgets every template and count (a test's fresh start)."""
+        with self._lock:
+            self._templates.clear()
+            self._suppressed_total = 0
+
+    def take_suppressed(self) -> int:
+        """How many records were folded since the last call (and resets that count)."""
+        with self._lock:
+            total, self._suppressed_total = self._suppressed_total, 0
+        return total
+
+
+# The loggers of libraries whose reconnect loops log every attempt, folded by one RepeatFolder.
+FOLDED_LIBRARIES = ("aiokafka",)
+LIBRARY_REPEATS = RepeatFolder()
+
+
+def _library_loggers(prefix: str) -> list[logging.Logger]:
+    """`prefix`'s logger and every logger below it that exists now (aiokafka makes them at import)."""
+    names = [prefix, *(n for n in list(logging.root.manager.loggerDict) if n.startswith(prefix + "."))]
+    return [logging.getLogger(name) for name in names]
+
+
 def fold_library_retry_logs() -> None:
-    """Installs (once) the filters that turn the libraries' own reconnect warnings
-    (`LIBRARY_RETRY_MESSAGES`) into DEBUG records, dropped unless DEBUG is on."""
+    """Installs (once) the filters that fold the libraries' own reconnect logs: asyncpg's
+    (`LIBRARY_RETRY_MESSAGES`) become DEBUG records, dropped unless DEBUG is on; aiokafka's
+    repeats go through `LIBRARY_REPEATS` (a `RepeatFolder`) on every aiokafka logger. Imports
+    aiokafka first so that all its loggers exist; safe to call again."""
+    import aiokafka  # noqa: F401  (its modules create their loggers at import)
+
     for name, messages in LIBRARY_RETRY_MESSAGES.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _FoldedIntoTheWatch) for f in logger.filters):
             logger.addFilter(_FoldedIntoTheWatch(messages))
+    for prefix in FOLDED_LIBRARIES:
+        for logger in _library_loggers(prefix):
+            if LIBRARY_REPEATS not in logger.filters:
+                logger.addFilter(LIBRARY_REPEATS)
 
 
 class DependencyWatch:
@@ -197,8 +296,10 @@ class DependencyWatch:
             return
         now = time.monotonic()
         for dependency, outage in self._outages.items():
-            self.log.info("%s reachable again from the %s loop after %.1f s (%d %s)", dependency, self.loop,
-                          now - outage.started, outage.retries, "retry" if outage.retries == 1 else "retries")
+            folded = LIBRARY_REPEATS.take_suppressed() if dependency == KAFKA else 0
+            also = f"; {folded} repeated aiokafka log lines suppressed" if folded else ""
+            self.log.info("%s reachable again from the %s loop after %.1f s (%d %s%s)", dependency, self.loop,
+                          now - outage.started, outage.retries, "retry" if outage.retries == 1 else "retries", also)
             loops = _down.get((self.service, dependency), set())
             loops.discard(self.loop)
             if not loops:

@@ -243,37 +243,68 @@ class ServiceRuntime:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _watch_policies(self) -> None:
+        """Checks every watched file each `policy_check_interval` seconds. A file's content never
+        makes `reload_if_changed` raise (it is refused, counted and logged once per edit); should
+        anything else fail (an `on_reload` hook), it is logged once per holder and error, its
+        traceback at DEBUG, never every second."""
+        reported: dict[int, str] = {}
         while True:
             await asyncio.sleep(self.settings.policy_check_interval)
             for holder in self._policies:
                 try:
                     holder.reload_if_changed()
-                except Exception:
-                    log.exception("policy watch failed")
+                    reported.pop(id(holder), None)
+                except Exception as exc:
+                    what = resilience.short_reason(exc)
+                    if reported.get(id(holder)) != what:
+                        reported[id(holder)] = what
+                        log.error("policy watch failed for %s: %s (checked again every %g s)", holder.path.name, what,
+                                  self.settings.policy_check_interval)
+                    log.debug("policy watch failed for %s", holder.path.name, exc_info=exc)
 
-    async def _measure_consumer_lag(self, every: float = 5.0) -> None:
-        """Lag of this instance's assigned partitions: the high watermark minus the committed offset."""
-        prefix = self.settings.helpdesk_topic_prefix
+    async def _measure_consumer_lag(self, every: float = 5.0, timeout: float = 5.0) -> None:
+        """Lag of this instance's assigned partitions (the high watermark minus the committed
+        offset), every `every` seconds; also the service's watch on Kafka.
+
+        Each round first asks the broker to describe the cluster, then the committed offsets,
+        within `timeout` seconds. A round that fails or times out is one retry of the
+        "consumer_lag" loop on `dependency_retries_total{dependency="kafka"}`: the first logs
+        "kafka unreachable from the consumer_lag loop", the next good round "kafka reachable again
+        …" with the number of repeated aiokafka log lines folded meanwhile (see shared.resilience)."""
+        from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+
         watch = resilience.DependencyWatch(self.name, "consumer_lag", (resilience.KAFKA,), logger=log)
         while True:
             await asyncio.sleep(every)
             try:
-                lag = self.metrics.consumer_lag
-                lag.clear()
-                for subscriber in self.broker.subscribers:
-                    consumer = getattr(subscriber, "consumer", None)
-                    if consumer is None:
-                        continue
-                    for partition in consumer.assignment():
-                        highwater = consumer.highwater(partition)
-                        if highwater is None:
-                            continue  # nothing fetched yet on this partition
-                        committed = await consumer.committed(partition) or 0
-                        topic = partition.topic.removeprefix(prefix)
-                        lag.labels(topic, str(partition.partition)).set(max(0, highwater - committed))
-                watch.succeeded()
+                async with asyncio.timeout(timeout):
+                    if not await self.broker.ping(timeout=timeout / 2):
+                        raise KafkaConnectionError(f"the broker did not answer within {timeout / 2:g} s")
+                    await self._measure_lag_once()
+            except TimeoutError:  # an OSError: say which dependency did not answer
+                watch.failed(KafkaTimeoutError(f"no committed offsets from the broker within {timeout:g} s"))
             except Exception as exc:
                 watch.failed(exc)
+            else:
+                watch.succeeded()
+
+    async def _measure_lag_once(self) -> None:
+        prefix = self.settings.helpdesk_topic_prefix
+        lag = self.metrics.consumer_lag
+        measured: list[tuple[str, str, int]] = []
+        for subscriber in self.broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            for partition in consumer.assignment():
+                highwater = consumer.highwater(partition)
+                if highwater is None:
+                    continue  # nothing fetched yet on this partition
+                committed = await consumer.committed(partition) or 0
+                measured.append((partition.topic.removeprefix(prefix), str(partition.partition), max(0, highwater - committed)))
+        lag.clear()  # after the round: a failed one leaves the last lag in place
+        for topic, partition_number, value in measured:
+            lag.labels(topic, partition_number).set(value)
 
     def _policy_loaded(self, name: str, loaded: LoadedPolicy[Any], first: bool = False) -> None:
         self.metrics.policy_info.clear()

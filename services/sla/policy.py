@@ -37,13 +37,23 @@ class BusinessDays:
 
 
 _BUSINESS_DAYS = re.compile(r"^\s*(\d+)\s*(?:bd|business\s*days?)\s*$", re.IGNORECASE)
+MAX_BUSINESS_DAYS = 260
+"""The most business days a target may give: a year of Monday-to-Friday working days (52 × 5),
+in step with `shared.durations.MAX_DURATION` (365 days) for targets written as durations."""
 
 
 def parse_target(value: object) -> timedelta | BusinessDays:
+    """A clock's target: whole business days (`3bd`, `3 business days`, 1 to `MAX_BUSINESS_DAYS`)
+    or a duration longer than zero (`shared.durations.parse_duration`, at most `MAX_DURATION`).
+    Raises ValueError naming the accepted forms, or the bound a value exceeds."""
     if isinstance(value, (timedelta, BusinessDays)):
         return value
     if isinstance(value, str) and (match := _BUSINESS_DAYS.match(value)):
-        days = int(match.group(1))
+        digits = match.group(1).lstrip("0") or "0"
+        if len(digits) > len(str(MAX_BUSINESS_DAYS)) or int(digits) > MAX_BUSINESS_DAYS:  # no int() of 5,000 digits
+            raise ValueError(f"target {value.strip()[:40]!r} is too long: at most {MAX_BUSINESS_DAYS} business days "
+                             f"(a year of working days)")
+        days = int(digits)
         if days < 1:
             raise ValueError("a target in business days must be at least 1 business day")
         return BusinessDays(days)
