@@ -35,12 +35,13 @@ if str(ROOT) not in sys.path:
 
 from pydantic import BaseModel, create_model  # noqa: E402
 
+from services.registry import SERVICES  # noqa: E402
+
 CONTRACT_MD = ROOT / "docs" / "contract.md"
 SCHEMA_DIR = ROOT / "docs" / "schemas"
 REGENERATE = ".venv/bin/python deploy/contract_docs.py"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-OUTBOUND_MODULES = ("shared.events", "services.sla.contract", "services.compensation.contract",
-                    "services.followup.contract")
+OUTBOUND_MODULES = ("shared.events", *(f"{service.module}.contract" for service in SERVICES))
 
 # What each inbound field means, for the tables and the schemas' `description`. Keys are the
 # field's dotted path, or `<type>:<path>` where one event means something else by it.

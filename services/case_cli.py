@@ -1,6 +1,6 @@
 """`helpdesk case show`: one case as a person reads it, or its raw rows as JSON (`--json`).
 
-The human view (`build_view` from `shared.case_view.case_rows`, `render` to a rich console) has a
+The human view (`build_view` from `services.case_view.case_rows`, `render` to a rich console) has a
 header (category, priority, customer id and zone, status; no names — the services store none), the
 SLA clocks (target, due time, state), compensation decisions (amount with its currency, offers,
 approvals), follow-ups (planned / sent / cancelled / skipped, due times) and the events in time
@@ -33,12 +33,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from services.case_view import Rows
 from services.compensation.domain.money import format_money
-from shared.case_view import Rows
+from services.registry import NAMES
 
 FOLLOWUP_STATUS = {"scheduled": "planned", "due": "sent", "cancelled": "cancelled", "skipped": "skipped"}
 CLOCK_NAMES = {"first_contact": "first contact", "update": "update", "resolution": "resolution", "promise": "promise"}
-SERVICE_ORDER = {"intake": 0, "sla": 1, "compensation": 2, "followup": 3}
+SERVICE_ORDER = {name: i for i, name in enumerate(NAMES)}  # pipeline order
 # Within one instant: what happened (a complaint, a resolution, an answer), then what it started or
 # planned, then what it moved (paused, breached, settled), then what it ended (met, cancelled, sent).
 CAUSE, START, MOVE, END = range(4)
@@ -465,7 +466,7 @@ def _events(rows: Rows) -> list[Event]:
 
 
 def build_view(case_id: str, rows: Rows) -> CaseView:
-    """The human view of a case from its rows (`shared.case_view.case_rows`); pure, no I/O."""
+    """The human view of a case from its rows (`services.case_view.case_rows`); pure, no I/O."""
     clocks = []
     for k in sorted(rows.get("sla.clocks", []), key=lambda k: (k["started_at"], k["clock_key"])):
         state = _clock_state(k, _arrival(k, rows))
@@ -614,7 +615,7 @@ def show(case_id: str, as_json: bool, database_url: str) -> None:
 
     import asyncpg
 
-    from shared.case_view import case_rows, to_json
+    from services.case_view import case_rows, to_json
 
     try:
         rows = asyncio.run(case_rows(database_url, case_id))

@@ -43,9 +43,9 @@ def explain(
     month_spent: float = typer.Option(0.0, help="Spent this month from the budget line the grant counts against, in that line's currency"),
 ) -> None:
     """Which compensation rule matches a complaint, which do not and why, the offers, cost and authority."""
-    from services.compensation import cli as compensation_cli
+    from services import policy_cli
 
-    compensation_cli.explain(file, complaint, granted_total, already_granted, reopened, month_spent)
+    policy_cli.explain(file, complaint, granted_total, already_granted, reopened, month_spent)
 
 
 def _stack(command: str) -> None:

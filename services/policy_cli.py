@@ -1,4 +1,5 @@
-"""`helpdesk policy validate`: which kind of policy a file is, and whether it is valid.
+"""`helpdesk policy validate`: which kind of policy a file is, and whether it is valid;
+`helpdesk policy explain`: what a compensation policy would decide for one complaint.
 
 The kind comes from `--kind`, else from the file name (`sla.yaml`, `sla_staging.yaml`), else from
 the file's top-level keys, compared with the fields of each policy model. Every outcome is a
@@ -7,6 +8,7 @@ message, never a traceback: a missing file is "file not found: PATH".
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,14 +18,11 @@ from pydantic import BaseModel
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from services.registry import SERVICES
 from shared.policy import PolicyError, content_version, describe_notes, parse_policy
 
-POLICY_MODELS = {
-    "classification": ("services.intake.policy", "ClassificationPolicy"),
-    "sla": ("services.sla.policy", "SlaPolicy"),
-    "compensation": ("services.compensation.policy", "CompensationPolicy"),
-    "followup": ("services.followup.policy", "FollowupPolicy"),
-}
+POLICY_MODELS = {s.policy: tuple(s.policy_model.split(":")) for s in SERVICES}
+"""Policy kind → (module, class) of its model, from services/registry.py."""
 KINDS = "|".join(POLICY_MODELS)
 
 
@@ -131,3 +130,40 @@ def validate(files: list[Path], kind: str | None) -> None:
     results = [validate_file(file, kind) for file in files]
     if not all(results):
         raise typer.Exit(1)
+
+
+def _refuse(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code=1)
+
+
+def explain(file: Path, complaint: Path, granted_total: float, already_granted: bool, reopened: bool,
+            month_spent: float) -> None:
+    """`helpdesk policy explain`: which rule of the compensation policy `file` matches the
+    complaint.classified event in the JSON file `complaint`, given the case facts, which do not and
+    why, the offers, cost and authority. Any problem with either file is one line on stderr, exit 1."""
+    from services.compensation.domain import CaseFacts
+    from services.compensation.explain import explain as explain_decision
+    from services.compensation.policy import CompensationPolicy
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _refuse(f"{file}: cannot be read: {exc.strerror}") from None
+    try:
+        policy = parse_policy(text, CompensationPolicy, str(file))
+    except PolicyError as exc:
+        raise _refuse(str(exc)) from None
+    try:
+        event = json.loads(complaint.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _refuse(f"{complaint}: cannot be read: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise _refuse(f"{complaint}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(event, dict):
+        raise _refuse(f"{complaint}: expected a JSON object (one complaint.classified event)")
+    facts = CaseFacts(granted_total, already_granted, reopened, month_spent)
+    try:
+        typer.echo(explain_decision(policy, event, version=content_version(text), facts=facts))
+    except ValueError as exc:
+        raise _refuse(f"{complaint}: {exc}") from None

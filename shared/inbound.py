@@ -132,9 +132,11 @@ def parse_event(raw: bytes | None, adapter: TypeAdapter[Any] | type[BaseModel], 
         raise RejectedInput("not_json", ["nesting too deep"]) from None
 
 
-def parse_classified(raw: bytes | None) -> ComplaintClassified:
-    """A `complaint.classified` event from intake, for the services downstream of it."""
-    return parse_event(raw, ComplaintClassified)
+def parse_classified(raw: bytes | None, *, type_required: bool = False) -> ComplaintClassified:
+    """A `complaint.classified` event from intake, for the services downstream of it. Its `type`
+    may be left out (the model's default) unless `type_required`: then a record whose `type` is not
+    `complaint.classified`, or has none, is refused as `unknown_type` before its fields are read."""
+    return parse_event(raw, ComplaintClassified, ("complaint.classified",) if type_required else ())
 
 
 def parse_activity(raw: bytes | None) -> Any:

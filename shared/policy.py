@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Generic, Iterable, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -22,6 +22,13 @@ from ruamel.yaml.error import MarkedYAMLError
 log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base of a policy file's models: a key the model does not know is an error (a misspelt key
+    must not be silently ignored), and a loaded policy cannot be changed in place."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class PolicyError(ValueError):

@@ -34,8 +34,6 @@ from shared.timers import FireBatch, FireOne, TimerEngine
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=BaseModel)
 
-DEFAULT_PORTS = {"intake": 9101, "sla": 9102, "compensation": 9103, "followup": 9104}
-
 
 def _version() -> str:
     try:
@@ -87,19 +85,26 @@ def setup_logging(level: str = "INFO", stream: Any = None) -> logging.Handler:
 
 
 class ServiceRuntime:
+    """One service's process: `name` names its metrics, consumer groups and logs; its tables live
+    in the PostgreSQL schema `schema` (default: `name`); `/metrics` and `/healthz` answer on `port`
+    unless the METRICS_PORT setting says otherwise. A service's app.py passes its entry of
+    services/registry.py."""
+
     def __init__(
         self,
         name: str,
         *,
+        port: int = 9100,
+        schema: str | None = None,
         migrations: Sequence[tuple[int, str]] = (),
         settings: Settings | None = None,
     ) -> None:
         self.name = name
-        self.schema = db.check_schema(name)
+        self.schema = db.check_schema(schema or name)
         self.settings = settings or get_settings()
         self.migrations = migrations
         self.metrics = service_metrics(name)
-        self.port = self.settings.metrics_port or DEFAULT_PORTS.get(name, 9100)
+        self.port = self.settings.metrics_port or port
         self.pool: asyncpg.Pool | None = None
         self.producer = None
         self.inbox: Inbox | None = None

@@ -13,8 +13,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from services.case_cli import build_view, render
+from services.case_view import case_rows, to_json
 from services.cli import app
-from shared.case_view import case_rows, to_json
+from services.registry import NAMES
 
 runner = CliRunner()
 CASE = "CRM-77001"
@@ -251,9 +252,9 @@ def test_open_clocks_say_running_paused_or_breached():
 async def test_case_show_after_the_four_services_handled_a_case(ns):
     """The real services' rows (not hand-written ones) read as a timeline with clocks, offers and follow-ups."""
     from shared.events import CASE_ACTIVITY, COMPENSATION, COMPLAINTS, FOLLOWUPS, SLA
-    from tests.intake.factories import complaint_event
+    from tests.builders import complaint_event
 
-    for name in ("intake", "sla", "compensation", "followup"):
+    for name in NAMES:
         ns.service(name)
     case = "CRM-E2E-1"
     now = datetime.now(timezone.utc) - timedelta(seconds=30)  # all in the past, as a CRM reports it

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from services.cli import app
 from shared.events import CLASSIFIED, COMPLAINTS, REJECTED
-from tests.intake.factories import complaint_event
+from tests.builders import complaint_event
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()

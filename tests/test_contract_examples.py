@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from deploy.contract_docs import Example, examples
+from services.registry import NAMES
 from shared.events import CASE_ACTIVITY, CLASSIFIED, COMPENSATION, COMPENSATION_APPROVALS, COMPLAINTS, REJECTED
 from tests.compensation.test_compensation_service import classified
 
@@ -78,7 +79,7 @@ async def processed(ns, schema: str, event_ids: list[str]) -> set[str]:
 
 
 async def test_every_example_record_of_the_contract_is_accepted_or_rejected_as_documented(ns):
-    for name in ("intake", "sla", "compensation", "followup"):
+    for name in NAMES:
         ns.service(name)
     documented = examples()
     valid = [e for e in documented if e.reason is None]

@@ -16,7 +16,7 @@ from services.cli import app
 from shared.events import CASE_ACTIVITY, CLASSIFIED, COMPENSATION_APPROVALS, COMPLAINTS, REJECTED, dump
 from shared.inbound import RecordRef, rejected_event
 from shared.kafka import ensure_topics
-from tests.intake.factories import complaint_event
+from tests.builders import complaint_event
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()

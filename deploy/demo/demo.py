@@ -37,12 +37,12 @@ from deploy.demo import stories as story_book  # noqa: E402
 from deploy.demo.prometheus import PrometheusServer  # noqa: E402
 from deploy.demo.summary import EventFacts, Figures, disagreements, metric_samples, render  # noqa: E402
 from deploy.demo.timeline import describe_all, summary_rows  # noqa: E402
+from services.registry import NAMES as SERVICES, output_topics  # noqa: E402
 from shared import events as ev  # noqa: E402
 from shared.settings import LOCAL_DATABASE_URL  # noqa: E402
 from tests.support.processes import ServiceProcess  # noqa: E402
 
-SERVICES = ("intake", "sla", "compensation", "followup")
-OUTPUT_TOPICS = (ev.CLASSIFIED, ev.REJECTED, ev.SLA, ev.COMPENSATION, ev.FOLLOWUPS)
+OUTPUT_TOPICS = output_topics()  # classified, rejected, sla, compensation, followups
 INPUT_TOPICS = {"complaints": ev.COMPLAINTS, "activity": ev.CASE_ACTIVITY, "approval": ev.COMPENSATION_APPROVALS}
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
 from services.compensation.domain.money import exact, minor_units, round_money
+from services.registry import NAMES
 
 LABEL_WIDTH = 42  # the summary's label column (tests/test_demo.py reads it)
 
@@ -135,8 +136,7 @@ def _count(value: float) -> str:
 
 
 def _by_service(counts: Mapping[str, float]) -> str:
-    order = ("intake", "sla", "compensation", "followup")
-    names = sorted(counts, key=lambda s: (order.index(s) if s in order else len(order), s))
+    names = sorted(counts, key=lambda s: (NAMES.index(s) if s in NAMES else len(NAMES), s))
     return ", ".join(f"{s} {_count(counts[s])}" for s in names)
 
 

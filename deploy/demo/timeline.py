@@ -8,7 +8,7 @@ from deploy.demo.summary import money
 from services.compensation.domain.money import exact
 
 REASONS_SHOWN = 3
-# Reasons that decide how a case is handled (services/intake/domain.py, assess_severity): shown
+# Reasons that decide how a case is handled (services/intake/domain/severity.py, assess_severity): shown
 # whatever else is cut, so "I will sue you" is never hidden behind the category's evidence.
 DECISIVE_REASONS = ("customer threatens legal action", "customer threatens to leave", "safety concern")
 

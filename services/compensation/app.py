@@ -1,6 +1,7 @@
 """Wiring of the compensation service: `python -m services.compensation`."""
 from __future__ import annotations
 
+from services import registry
 from services.compensation import handlers, store
 from services.compensation.policy import CompensationPolicy
 from services.compensation.contract import CompensationEvent
@@ -10,7 +11,7 @@ from shared.settings import Settings
 
 
 def build(settings: Settings | None = None) -> ServiceRuntime:
-    runtime = ServiceRuntime("compensation", migrations=store.MIGRATIONS, settings=settings)
+    runtime = registry.COMPENSATION.runtime(migrations=store.MIGRATIONS, settings=settings)
     policy = runtime.policy("compensation.yaml", CompensationPolicy)
     compensation = handlers.Compensation(runtime, policy)
     runtime.set_context("compensation", compensation)

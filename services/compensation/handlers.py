@@ -21,7 +21,7 @@ from services.compensation.contract import (
 )
 from services.compensation.domain import Decision, budget_line, check_approval, decide, next_role, order_terms
 from services.compensation.policy import CompensationPolicy
-from shared import timers
+from shared import inbound, timers
 from shared.events import COMPENSATION, REJECTED, CaseReopened, ComplaintClassified, dump
 from shared.inbound import RecordRef, RejectedInput, Route, every_record, parse_event, parse_keyed, rejected_event
 from shared.outbox import enqueue
@@ -107,12 +107,12 @@ class Compensation:
             return await self._refuse(conn, answer, ref, "unknown_decision", "no compensation decision has this id")
         if stored["status"] != "pending":
             return await self._refuse(conn, answer, ref, "not_pending",
-                                      f"the decision is {stored['status']}, not waiting for approval")
+                                      f"the decision is {stored['status']}, not waiting for approval", stored)
         policy = self.policy.policy
         check = check_approval(stored["value"], stored["currency"], answer.approver.role, policy)
         if not check.ok:
             code = "unknown_approver_role" if policy.find_role(answer.approver.role) is None else "approver_not_authorised"
-            return await self._refuse(conn, answer, ref, code, check.reason)
+            return await self._refuse(conn, answer, ref, code, check.reason, stored)
         now = utc_now()
         await store.settle(conn, answer.decision_id, answer.approved, answer.approver.role, answer.approver.id, now)
         await self._record_answer(conn, answer, accepted=True, reason=check.reason)
@@ -126,11 +126,16 @@ class Compensation:
         return "approved" if answer.approved else "denied"
 
     async def _refuse(self, conn: asyncpg.Connection, answer: ApprovalAnswer, ref: RecordRef, reason: str,
-                      explanation: str) -> str:
-        # Refused answers go to the rejected topic, so the CRM sees why its approval did not count.
+                      explanation: str, stored: dict[str, Any] | None = None) -> str:
+        """Records the answer as refused and publishes it on the rejected topic with `reason`, so the
+        CRM sees why its approval did not count. An answer that left `case_id` out is reported with
+        the case of the decision it named (`stored`, when that decision exists), so that
+        `helpdesk rejected list --case` finds it."""
         await self._record_answer(conn, answer, accepted=False, reason=f"{reason}: {explanation}")
         event = rejected_event(ref, reason, [explanation], metrics.SERVICE, self.runtime.settings.helpdesk_topic_prefix)
         event.decision_id = answer.decision_id
+        if answer.case_id is None and stored is not None:
+            event.case_id = stored["case_id"]
         await enqueue(conn, store.SCHEMA, self.runtime.topic(REJECTED), ref.key, event)
         metrics.approvals_refused.labels(reason).inc()
         log.info("approval answer %s for decision %s refused: %s", answer.event_id, answer.decision_id, reason)
@@ -214,8 +219,8 @@ def _refused_as_duplicate(decision: Decision) -> Decision:
 
 
 # ---------- subscribers ----------
-def parse_classified(raw: bytes | None) -> ComplaintClassified:
-    return parse_event(raw, ComplaintClassified, ("complaint.classified",))
+# Compensation, unlike sla and followup, refuses a complaint.classified that does not say its type.
+parse_classified = partial(inbound.parse_classified, type_required=True)
 
 
 def parse_answer(raw: bytes | None) -> ApprovalAnswer:

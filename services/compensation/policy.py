@@ -15,12 +15,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from shared.durations import Duration
 from shared.events import Channel, Loyalty, PublicityRisk, Severity, Temperament
+from shared.policy import Strict
+
 
 def _known_category(name: str, info: ValidationInfo) -> str:
     # The categories are the organisation's (config/classification.yaml), not this code's. Naming
@@ -74,10 +76,6 @@ def _one_or_many(value: Any) -> Any:
 
 def OneOrMany(item: Any) -> Any:  # noqa: N802 - reads like a type in the models below
     return Annotated[list[item], BeforeValidator(_one_or_many), Field(min_length=1)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # ---------- offers ----------

@@ -20,9 +20,11 @@ from typing import Any
 
 import asyncpg
 
+from services import registry
 from services.compensation.domain import CaseFacts, Decision
+from shared import locks
 
-SCHEMA = "compensation"
+SCHEMA = registry.COMPENSATION.schema
 
 MIGRATIONS = [
     (
@@ -126,10 +128,16 @@ class CaseState:
     facts: CaseFacts
 
 
+# Decisions and reopens of one case; the spending of one budget line. Cases are locked before budgets.
+CASE_LOCKS = locks.AdvisoryLocks("compensation:case")
+BUDGET_LOCKS = locks.AdvisoryLocks("compensation:budget")
+
+
 async def lock_case(conn: asyncpg.Connection, case_id: str) -> int:
-    """Serialises decisions on one case; returns how often it was reopened."""
-    select = f"SELECT reopens FROM {SCHEMA}.cases WHERE case_id = $1 FOR UPDATE"
-    reopens = await conn.fetchval(select, case_id)  # in a batch, lock_cases has made the row: one statement
+    """Serialises decisions and reopens on one case; returns how often it was reopened."""
+    await CASE_LOCKS.lock(conn, [case_id])
+    select = f"SELECT reopens FROM {SCHEMA}.cases WHERE case_id = $1"
+    reopens = await conn.fetchval(select, case_id)
     if reopens is None:
         await conn.execute(f"INSERT INTO {SCHEMA}.cases (case_id) VALUES ($1) ON CONFLICT DO NOTHING", case_id)
         reopens = await conn.fetchval(select, case_id)
@@ -137,14 +145,12 @@ async def lock_case(conn: asyncpg.Connection, case_id: str) -> int:
 
 
 async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> dict[str, int]:
-    """`lock_case` for a batch of events, in one order (byte order, the same in Python and in
-    COLLATE "C"): two batches never wait on each other in a circle. Returns each case's reopens."""
-    ordered = sorted(set(case_ids))
+    """`lock_case` for a batch of events, taken in sorted order (shared.locks): two batches never
+    wait on each other in a circle. Returns each case's reopens."""
+    ordered = locks.ordered(case_ids)
+    await CASE_LOCKS.lock(conn, ordered)
     await conn.execute(f"INSERT INTO {SCHEMA}.cases (case_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", ordered)
-    rows = await conn.fetch(
-        f'SELECT case_id, reopens FROM {SCHEMA}.cases WHERE case_id = ANY($1::text[]) ORDER BY case_id COLLATE "C" FOR UPDATE',
-        ordered,
-    )
+    rows = await conn.fetch(f"SELECT case_id, reopens FROM {SCHEMA}.cases WHERE case_id = ANY($1::text[])", ordered)
     return {r["case_id"]: r["reopens"] for r in rows}
 
 
@@ -165,8 +171,7 @@ async def lock_budget(conn: asyncpg.Connection, source: str, currency: str) -> N
 
 async def lock_budgets(conn: asyncpg.Connection, budgets: Iterable[tuple[str, str]]) -> None:
     """Budget locks (source, budget line currency) for a batch, in sorted order (after the case locks)."""
-    keys = sorted({f"compensation-budget:{source}:{currency}" for source, currency in budgets})
-    await conn.execute("SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM unnest($1::text[]) AS k", keys)
+    await BUDGET_LOCKS.lock(conn, [f"{source}:{currency}" for source, currency in budgets])
 
 
 async def case_state(conn: asyncpg.Connection, case_id: str, reopens: int, currency: str, source: str,

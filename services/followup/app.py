@@ -1,6 +1,7 @@
 """Wiring of the followup service: `python -m services.followup`."""
 from __future__ import annotations
 
+from services import registry
 from services.followup import handlers, store
 from services.followup.contract import FollowupsTopicEvent
 from services.followup.policy import FollowupPolicy
@@ -11,7 +12,7 @@ from shared.settings import Settings
 
 
 def build(settings: Settings | None = None) -> ServiceRuntime:
-    runtime = ServiceRuntime("followup", migrations=store.MIGRATIONS, settings=settings)
+    runtime = registry.FOLLOWUP.runtime(migrations=store.MIGRATIONS, settings=settings)
     policy = runtime.policy("followup.yaml", FollowupPolicy)
     followups = handlers.Followups(runtime, policy)
     runtime.set_context("followups", followups)

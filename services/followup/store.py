@@ -10,12 +10,14 @@ from datetime import datetime
 
 import asyncpg
 
+from services import registry
 from services.followup.domain import (
     CategoryCase, Contact, CustomerCase, CustomerFacts, PendingFollowup, PlannedFollowup, SkippedFollowup,
 )
 from shared.events import ComplaintClassified, SurveyAnswered
+from shared.locks import AdvisoryLocks
 
-SCHEMA = "followup"
+SCHEMA = registry.FOLLOWUP.schema
 
 MIGRATIONS = [
     (
@@ -285,25 +287,24 @@ async def in_retention(conn: asyncpg.Connection, customer_id: str) -> bool:
     ))
 
 
+# A case's classification and its activity; a customer's planning, sending and survey answers.
+# Cases are locked before customers. The ids are those followup took before shared.locks existed.
+CASE_LOCKS = AdvisoryLocks("followup:case")
+CUSTOMER_LOCKS = AdvisoryLocks("followup:customer")
+
+
 async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> None:
     """Serialises a case's classification and its activity, which may arrive through two instances
     at once: without it a resolution held for a missing case and the case's first classification
     each commit without seeing the other, and the resolution is never applied. Cases are locked
     before customers, in sorted order."""
-    await _lock_all(conn, "case", case_ids)
+    await CASE_LOCKS.lock(conn, case_ids)
 
 
 async def lock_customers(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> None:
     """Serialises planning for one customer across partitions: two cases resolved at once must
     still see each other's survey. Locks are taken in sorted order so two batches never deadlock."""
-    await _lock_all(conn, "customer", customer_ids)
-
-
-async def _lock_all(conn: asyncpg.Connection, kind: str, ids: Iterable[str]) -> None:
-    await conn.execute(
-        "SELECT count(pg_advisory_xact_lock(hashtextextended('followup:' || $1 || ':' || c, 0))) FROM unnest($2::text[]) AS c",
-        kind, sorted(set(ids)),
-    )
+    await CUSTOMER_LOCKS.lock(conn, customer_ids)
 
 
 async def customers_of_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> list[str]:
@@ -315,11 +316,7 @@ async def customers_of_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) 
 
 async def try_lock_customers(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> set[str]:
     """Locks those of these customers nobody else holds right now; never waits (see handlers.fire)."""
-    rows = await conn.fetch(
-        "SELECT c FROM unnest($1::text[]) AS c WHERE pg_try_advisory_xact_lock(hashtextextended('followup:customer:' || c, 0))",
-        sorted(set(customer_ids)),
-    )
-    return {r["c"] for r in rows}
+    return await CUSTOMER_LOCKS.try_lock(conn, customer_ids)
 
 
 async def customers_of_followups(conn: asyncpg.Connection, followup_ids: Iterable[str]) -> dict[str, str]:

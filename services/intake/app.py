@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from services import registry
 from services.intake import handlers, metrics, store
 from services.intake.classifier.holder import ClassifierHolder
 from services.intake.classifier.model import TextClassifier
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def build(settings: Settings | None = None) -> ServiceRuntime:
-    runtime = ServiceRuntime("intake", migrations=store.MIGRATIONS, settings=settings)
+    runtime = registry.INTAKE.runtime(migrations=store.MIGRATIONS, settings=settings)
     policy = runtime.policy("classification.yaml", ClassificationPolicy)
     opener = classifier_opener(runtime)
     # With a `model` section at start, intake does not start without its classifier (PolicyError).

@@ -81,8 +81,10 @@ class Intake:
         return out
 
     async def predict_batch(self, conn: asyncpg.Connection, complaints: Sequence[Complaint]) -> None:
-        """The Inbox's `prepare` step: the model's opinions of the batch's new complaints, in one call."""
+        """The Inbox's `prepare` step: the model's opinions of the batch's new complaints, in one call,
+        then the batch's case locks (see store.lock_cases)."""
         self._predicted = dict(zip((c.event_id for c in complaints), self.predictions(complaints)))
+        await store.lock_cases(conn, [c.case_id for c in complaints])
 
     async def record(self, conn: asyncpg.Connection, complaint: Complaint) -> str:
         repeat_contacts = await store.earlier_complaints(conn, complaint.case_id)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from shared.events import Channel, Loyalty, Priority, PublicityRisk, Severity, Temperament
+from shared.policy import Strict
 
 SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 PRIORITIES: tuple[Priority, ...] = ("P4", "P3", "P2", "P1")  # from least to most urgent
@@ -18,10 +19,6 @@ PRIORITIES: tuple[Priority, ...] = ("P4", "P3", "P2", "P1")  # from least to mos
 Keyword = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^*]+\*?$")]
 Keywords = Annotated[list[Keyword], Field(min_length=1)]
 CategoryName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CategoryRule(Strict):
@@ -91,7 +88,7 @@ class HistoryFile(Strict):
 class ModelRules(Strict):
     """How the learned classifier (services/intake/classifier) and the keywords share the category.
 
-    Order of decision (services/intake/domain.py, decide_category): a mapped `crm_category`; a strong
+    Order of decision (services/intake/domain/category.py, decide_category): a mapped `crm_category`; a strong
     keyword match (`keywords_win_at` different keywords of one category and more than any other);
     the model's category when its probability reaches `min_confidence`; a weak keyword match;
     otherwise the fallback category, flagged `needs_review`."""

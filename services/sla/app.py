@@ -1,6 +1,7 @@
 """Wiring of the sla service: `python -m services.sla`."""
 from __future__ import annotations
 
+from services import registry
 from services.sla import handlers, metrics, store
 from services.sla.contract import SlaEvent
 from services.sla.policy import SlaPolicy
@@ -10,7 +11,7 @@ from shared.settings import Settings
 
 
 def build(settings: Settings | None = None) -> ServiceRuntime:
-    runtime = ServiceRuntime("sla", migrations=store.MIGRATIONS, settings=settings)
+    runtime = registry.SLA.runtime(migrations=store.MIGRATIONS, settings=settings)
     policy = runtime.policy("sla.yaml", SlaPolicy)
     sla = handlers.Sla(runtime, policy)
     sla.current_policy()  # publishes the targets gauge at once

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +20,8 @@ from services.sla.domain import (
     ArmTimer, AutomatedContact, CancelTimers, CaseSla, Emit, KeepForLater, Outcome, TimerDue, on_activity,
     on_classified, on_timer,
 )
-from services.sla.policy import SlaPolicy
+from services.sla.domain.calendar import NoWorkingTime
+from services.sla.policy import AlwaysOpen, CalendarChoice, SlaPolicy
 from shared import timers
 from shared.events import SLA, ComplaintClassified, Inbound, case_activity, now
 from shared.inbound import Finish, every_record, parse_activity, parse_classified
@@ -37,6 +38,7 @@ class Sla:
     runtime: ServiceRuntime
     policy: PolicyHolder[SlaPolicy]
     _targets_version: str | None = field(default=None, init=False)
+    _round_the_clock_logged: str | None = field(default=None, init=False)  # policy version
 
     def current_policy(self) -> SlaPolicy:
         """The policy in force; on a new version, publishes its targets and logs its advice
@@ -49,17 +51,37 @@ class Sla:
             self._targets_version = loaded.version
         return loaded.policy
 
+    def decide(self, case_id: str, rule: Callable[[SlaPolicy], Outcome], policy: SlaPolicy | None = None) -> Outcome:
+        """`rule` under the policy in force (or `policy`). When a calendar has no working time within
+        the ten years the calendar arithmetic searches (`NoWorkingTime`: a holiday list covering
+        years, a clock whose calendar lost hours in an edit), the decision is taken again with every
+        clock of the case counting round the clock (24x7), as a clock whose calendar was removed
+        does: the case keeps clocks with deadlines, and the consumer is never stopped by it. Logged
+        as a warning once per policy version (then at debug), and counted in
+        `helpdesk_sla_round_the_clock_fallbacks_total`."""
+        policy = self.current_policy() if policy is None else policy
+        try:
+            return rule(policy)
+        except NoWorkingTime as exc:
+            metrics.round_the_clock_fallbacks.inc()
+            level = logging.WARNING if self._round_the_clock_logged != self._targets_version else logging.DEBUG
+            self._round_the_clock_logged = self._targets_version
+            log.log(level, "case %s: %s on its calendar; its clocks count round the clock (24x7) for this "
+                    "decision. Check the calendar's hours and holidays in %s (further cases at debug "
+                    "level, counted in helpdesk_sla_round_the_clock_fallbacks_total)", case_id, exc, self.policy.path.name)
+            return rule(_round_the_clock(policy))
+
     # ---------- inbound events (inside the Inbox's transaction) ----------
     async def classified(self, conn: asyncpg.Connection, event: ComplaintClassified) -> str:
         case = await self._lock_and_load(conn, event.case_id)
         pending = [case_activity.validate_python(doc) for doc in await self._take_pending(conn, event.case_id)]
-        outcome = on_classified(case, event, self.current_policy(), now(), pending)
+        outcome = self.decide(event.case_id, lambda policy: on_classified(case, event, policy, now(), pending))
         await self._carry_out(conn, [outcome], save_case=True)
         return "processed"
 
     async def activity(self, conn: asyncpg.Connection, event: Inbound) -> str:
         case = await self._lock_and_load(conn, event.case_id)
-        outcome = on_activity(case, event, self.current_policy(), now())
+        outcome = self.decide(event.case_id, lambda policy: on_activity(case, event, policy, now()))
         if any(isinstance(e, KeepForLater) for e in outcome.effects):
             await store.keep_for_later(conn, event)
             if (batch := _batch_writes.get()) is not None:
@@ -87,7 +109,8 @@ class Sla:
         for timer, timer_due in sorted(readable, key=lambda pair: (pair[0].due_at, pair[0].key)):
             if timer_due.case_id not in locked:
                 continue
-            outcome = on_timer(cases.get(timer_due.case_id), timer_due, policy, max(wall_clock, timer.due_at))
+            outcome = self.decide(timer_due.case_id, lambda p, t=timer, d=timer_due: on_timer(
+                cases.get(d.case_id), d, p, max(wall_clock, t.due_at)), policy)
             cases[timer_due.case_id] = outcome.case
             outcomes.append(outcome)
         await self._carry_out(conn, outcomes, save_case=False)
@@ -150,6 +173,13 @@ class Sla:
             except Exception as exc:
                 watch.failed(exc)
             await asyncio.sleep(GAUGE_REFRESH_SECONDS)
+
+
+def _round_the_clock(policy: SlaPolicy) -> SlaPolicy:
+    """`policy` with every calendar counting every second and every new clock on 24x7."""
+    return policy.model_copy(update={
+        "calendars": {name: AlwaysOpen() for name in policy.calendars}, "calendar": CalendarChoice(),
+    })
 
 
 def _timer_due(timer: timers.Timer) -> TimerDue | None:

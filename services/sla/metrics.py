@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.sla.calendar import target_as_business_time
+from services.sla.domain.calendar import NoWorkingTime, target_as_business_time
 from services.sla.domain import AutomatedContact, Emit
-from services.sla.policy import SlaPolicy
+from services.sla.policy import AlwaysOpen, SlaPolicy
 from shared.metrics import service_metrics
 
 SERVICE = "sla"
@@ -43,6 +43,10 @@ at_risk = Gauge(
     "helpdesk_sla_clocks_at_risk", "Running clocks past a warning threshold, not yet breached", ["clock", "priority", "threshold"]
 )
 pending_activity = Gauge("helpdesk_sla_pending_activity_events", "Activity kept until its case's classification arrives")
+round_the_clock_fallbacks = Counter(
+    "helpdesk_sla_round_the_clock_fallbacks_total",
+    "Decisions taken round the clock (24x7) because a calendar had no working time within ten years",
+)
 target_seconds = Gauge("helpdesk_sla_target_seconds", "Target of each clock in the policy in force (working time)", ["clock", "priority"])
 
 
@@ -91,13 +95,18 @@ def count_automated(contacts: list[AutomatedContact]) -> None:
 def publish_targets(policy: SlaPolicy, now: datetime | None = None) -> None:
     """Targets as seconds of working time, for alerts comparing against them.
 
-    A target in business days is measured from `now`; it varies a little with short days.
+    A target in business days is measured from `now`; it varies a little with short days. On a
+    calendar with no working day within ten years (holidays covering years) it is measured round the
+    clock, as the service then counts it (`Sla.decide`).
     """
     now = now or datetime.now(timezone.utc)
     for priority, targets in policy.targets.items():
         calendar = policy.calendar_named(policy.calendar_name(priority))
         for clock in ("first_contact", "update", "resolution"):
-            target = target_as_business_time(now, getattr(targets, clock), calendar)
+            try:
+                target = target_as_business_time(now, getattr(targets, clock), calendar)
+            except NoWorkingTime:
+                target = target_as_business_time(now, getattr(targets, clock), AlwaysOpen())
             target_seconds.labels(clock, priority).set(target.total_seconds())
 
 

@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, PrivateAttr, ValidationInfo,
-    field_validator, model_validator,
+    AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, PrivateAttr, ValidationError,
+    ValidationInfo, field_validator, model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.durations import Duration, format_duration, parse_duration, written_in_days
 from shared.events import Priority
@@ -92,6 +93,14 @@ DEFAULT_TARGETS: dict[str, ClockTargets] = {
     "P3": ClockTargets(first_contact=timedelta(hours=4), update=timedelta(days=1), resolution=timedelta(days=3)),
     "P4": ClockTargets(first_contact=BusinessDays(1), update=timedelta(days=2), resolution=timedelta(days=5)),
 }
+
+
+CALENDAR_SEARCH_DAYS = 3660
+"""How far ahead the business-time arithmetic (`services/sla/domain/calendar.py`, its `_SEARCH_DAYS`)
+looks for working time before it gives up with `NoWorkingTime`: ten years. Kept in step by a test."""
+_SURE_WEEKS = (CALENDAR_SEARCH_DAYS - 2) // 7  # whole weeks surely searched after a clock's first day (522)
+# Spring-forward nights may take working time from those weeks: at most one gap a year, at most 2 hours.
+_CLOCK_CHANGES = timedelta(hours=2) * (CALENDAR_SEARCH_DAYS // 365 + 1)
 
 
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -203,7 +212,24 @@ class BusinessHours(BaseModel):
         ranges = [r for day in self.hours.values() for r in day]
         return timedelta(minutes=sum(r.end - r.start for r in ranges)), sum(1 for day in self.hours.values() if day)
 
-    # The UTC working intervals of each local day, once computed (services/sla/calendar.py): the
+    def reachable_working_time(self) -> timedelta:
+        """The most working time a clock on this calendar may need, its target and escalation delays
+        together: what the calendar arithmetic surely finds within its search horizon
+        (`CALENDAR_SEARCH_DAYS`), whatever day the clock starts, less what clock changes may take.
+        Holidays are not counted (a holiday list covering years is met at run time, see
+        `services/sla/handlers.py`)."""
+        week, _ = self.weekly_hours()
+        return max(timedelta(0), week * _SURE_WEEKS - _CLOCK_CHANGES)
+
+    def most_working_time(self, target: timedelta | BusinessDays) -> timedelta:
+        """An upper bound of the working time `target` counts on this calendar: a duration is itself;
+        n business days span at most ceil(n / worked weekdays) + 1 weeks of working hours."""
+        if not isinstance(target, BusinessDays):
+            return target
+        week, worked_days = self.weekly_hours()
+        return week * (-(-target.days // max(worked_days, 1)) + 1)
+
+    # The UTC working intervals of each local day, once computed (services/sla/domain/calendar.py): the
     # zone arithmetic was the sla service's hottest path. Per calendar object, so a policy reload
     # starts afresh.
     _intervals_by_day: dict[date, tuple[tuple[datetime, datetime], ...]] = PrivateAttr(default_factory=dict)
@@ -277,6 +303,20 @@ def _written_in_days(data: object) -> Iterator[tuple[tuple[str | int, ...], str]
             yield ("escalations", n, "after"), level["after"]
 
 
+def _hours(amount: timedelta) -> str:
+    return f"{amount / timedelta(hours=1):g}h"
+
+
+def _beyond_reach(what: str, needed: timedelta, name: str, calendar: BusinessHours, shorten: str) -> str:
+    """The message for a clock that would need more working time than its calendar gives in ten years."""
+    week, _ = calendar.weekly_hours()
+    reach = calendar.reachable_working_time()
+    return (f"{what} needs {_hours(needed)} of working time, but calendar {name} works {_hours(week)} a week: "
+            f"at most {_hours(reach)} within the {CALENDAR_SEARCH_DAYS // 366} years the sla service looks ahead "
+            f"for a deadline. {shorten} (to at most {_hours(reach)} on this calendar) or give {name} more "
+            f"working hours")
+
+
 def _days_advice(text: str, offices: dict[str, BusinessHours], *, business_days_allowed: bool) -> str:
     """E.g. "'3d' counts 72 working hours on business-hours calendar us_office (about 11 of its
     working days), not 3 calendar days: write '3bd' for 3 business days, or '72h' to keep 72 working hours"."""
@@ -341,6 +381,41 @@ class SlaPolicy(BaseModel):
         if unknown:
             raise ValueError(f"calendar {', '.join(unknown)} is not defined under 'calendars'")
         return value
+
+    @model_validator(mode="after")
+    def _targets_within_reach(self) -> SlaPolicy:
+        """Refuses a target, or an escalation delay on top of one, that its calendar cannot reach:
+        the deadline arithmetic looks `CALENDAR_SEARCH_DAYS` ahead, and past that it would stop the
+        sla consumer (`365d` on a calendar open an hour a week is some 168 years). Each error names
+        the target's or the escalation's field, so its file and line."""
+        errors: dict[tuple[str | int, ...], str] = {}
+        for priority in PRIORITIES:
+            for name in sorted(self.calendar.names_for(priority)):
+                calendar = self.calendars.get(name)
+                if not isinstance(calendar, BusinessHours):
+                    continue
+                reach = calendar.reachable_working_time()
+                for kind in ("first_contact", "update", "resolution"):
+                    target = getattr(self.targets[priority], kind)
+                    needed = calendar.most_working_time(target)
+                    written = str(target) if isinstance(target, BusinessDays) else _hours(target)
+                    what = f"{priority} {kind} target {written}"
+                    if needed > reach:
+                        errors.setdefault(("targets", priority, kind),
+                                          _beyond_reach(what, needed, name, calendar, "Shorten the target"))
+                        continue
+                    late = next((n for n, level in enumerate(self.escalations) if needed + level.after > reach), None)
+                    if late is not None:
+                        after = self.escalations[late].after
+                        errors.setdefault(("escalations", late, "after"), _beyond_reach(
+                            f"escalation after {_hours(after)} on top of the {what}", needed + after, name,
+                            calendar, "Shorten the delay or the target, together"))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, [
+                InitErrorDetails(type=PydanticCustomError("beyond_calendar", message), loc=loc, input=None)
+                for loc, message in errors.items()
+            ])
+        return self
 
     # Paths and texts of durations written in days or weeks (see load_warnings), from the raw file.
     _in_days: dict[tuple[str | int, ...], str] = PrivateAttr(default_factory=dict)

@@ -12,9 +12,11 @@ from typing import Any
 
 import asyncpg
 
+from services import registry
 from services.sla.domain import CaseSla, Clock
+from shared.locks import AdvisoryLocks
 
-SCHEMA = "sla"
+SCHEMA = registry.SLA.schema
 
 MIGRATIONS = [
     (
@@ -77,29 +79,24 @@ MIGRATIONS = [
 ]
 
 FREE_TEXT_FIELDS = {"description", "resolution", "root_cause", "improvement"}
-_LOCK_KEY = "hashtextextended('sla:' || {}, 0)"
+# One lock per case, taken by every change to a case and every timer firing on one. The namespace
+# is the bare service name: the lock ids are those sla took before shared.locks existed.
+CASE_LOCKS = AdvisoryLocks("sla")
 
 
 async def lock_case(conn: asyncpg.Connection, case_id: str) -> None:
     """Waits for, then holds until commit, the right to change this case."""
-    await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK_KEY.format('$1::text')})", case_id)
+    await CASE_LOCKS.lock(conn, [case_id])
 
 
 async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> None:
     """`lock_case` for a batch of events, in sorted order: two batches never wait on each other in a circle."""
-    await conn.execute(
-        f"SELECT count(pg_advisory_xact_lock({_LOCK_KEY.format('c')})) FROM unnest($1::text[]) AS c",
-        sorted(set(case_ids)),
-    )
+    await CASE_LOCKS.lock(conn, case_ids)
 
 
 async def try_lock_cases(conn: asyncpg.Connection, case_ids: Sequence[str]) -> set[str]:
     """Locks those of these cases nobody else is changing right now; never waits (see handlers)."""
-    rows = await conn.fetch(
-        f"SELECT c FROM unnest($1::text[]) AS c WHERE pg_try_advisory_xact_lock({_LOCK_KEY.format('c')})",
-        sorted(set(case_ids)),
-    )
-    return {r["c"] for r in rows}
+    return await CASE_LOCKS.try_lock(conn, case_ids)
 
 
 # ---------- reading ----------

@@ -8,6 +8,7 @@ import pytest
 from services.compensation.policy import CompensationPolicy
 from shared.events import ComplaintClassified
 from shared.policy import load_policy, parse_policy
+from tests.builders import classified_event
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "config" / "compensation.yaml"
 
@@ -72,12 +73,7 @@ def policy_from(text: str, path: str = "test.yaml") -> CompensationPolicy:
 
 def complaint(order: tuple[float, str] | None = (100.0, "USD"), **fields: Any) -> ComplaintClassified:
     """A classified complaint: calm, standard customer, phone, unless the test says otherwise."""
-    values: dict[str, Any] = {
-        "case_id": "CRM-1", "causation_id": "evt-1", "customer_id": "C-1", "source": "crm-east",
-        "category": "other", "severity": "medium", "temperament": "calm", "loyalty": "standard",
-        "publicity_risk": "low", "priority": "P3", "channel": "phone",
-    }
+    values: dict[str, Any] = {"causation_id": "evt-1"}
     if order is not None:
         values["order"] = {"id": "O-1", "amount": order[0], "currency": order[1]}
-    values.update(fields)
-    return ComplaintClassified(**values)
+    return classified_event(**{**values, **fields})

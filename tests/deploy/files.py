@@ -8,6 +8,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from services import registry
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
@@ -17,7 +19,7 @@ ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "helpdesk.json"
 GRAFANA_PROVISIONING = DEPLOY / "grafana" / "provisioning"
 K8S = DEPLOY / "k8s"
-SERVICES = ("intake", "sla", "compensation", "followup")
+SERVICES = registry.NAMES
 
 
 def load_yaml(path: Path) -> Any:
@@ -72,6 +74,4 @@ def settings_env_names() -> set[str]:
 
 
 def default_ports() -> dict[str, int]:
-    from shared.service import DEFAULT_PORTS
-
-    return DEFAULT_PORTS
+    return registry.ports()

@@ -11,6 +11,7 @@ from ruamel.yaml import YAML
 from deploy import contract_docs
 from services.compensation.handlers import parse_answer
 from services.intake.contract import parse_complaint
+from services.registry import NAMES
 from shared.events import ACTIVITY_TYPES, CASE_ACTIVITY, COMPENSATION_APPROVALS, COMPLAINTS
 from shared.inbound import RejectedInput, parse_activity
 from tests.deploy.files import ROOT
@@ -118,7 +119,7 @@ def test_the_documented_errors_of_the_first_invalid_complaint_are_what_intake_sa
 
 def test_every_reason_the_code_can_give_is_documented_with_an_invalid_example():
     sources = [p.read_text(encoding="utf-8") for p in (ROOT / "shared").glob("*.py")]
-    for service in ("intake", "sla", "compensation", "followup"):  # the consumers (not the CLI's own verdicts)
+    for service in NAMES:  # the consumers (not the CLI's own verdicts)
         sources += [p.read_text(encoding="utf-8") for p in (ROOT / "services" / service).rglob("*.py")]
     reasons = {m for text in sources for m in re.findall(r'RejectedInput\(\s*"(\w+)"', text)}
     handlers = (ROOT / "services" / "compensation" / "handlers.py").read_text(encoding="utf-8")

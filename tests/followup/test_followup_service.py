@@ -15,7 +15,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.events import CASE_ACTIVITY, CLASSIFIED, FOLLOWUPS, REJECTED, ComplaintClassified, dump
+from shared.events import CASE_ACTIVITY, CLASSIFIED, FOLLOWUPS, REJECTED
+from tests.builders import activity_event as activity, classified_json
 
 pytestmark = pytest.mark.integration
 
@@ -24,26 +25,15 @@ ALL_KINDS = ["improvement_notice", "retention_checkin", "retention_checkin", "re
              "satisfaction_survey", "thank_you_note"]
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
-
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def classified(case_id: str, customer_id: str, *, loyalty: str = "standard", category: str = "installation",
                temperament: str = "calm", zone: str = "UTC") -> dict:
-    return dump(ComplaintClassified(
-        case_id=case_id, causation_id=str(uuid.uuid4()), customer_id=customer_id, category=category,
-        severity="medium", temperament=temperament, loyalty=loyalty, publicity_risk="low", priority="P3",
-        channel="phone", customer_timezone=zone, received_at=datetime.now(timezone.utc),
-    ))
-
-
-def activity(kind: str, case_id: str, **fields) -> dict:
-    return {"event_id": str(uuid.uuid4()), "type": kind, "occurred_at": _now(), "source": "crm-east",
-            "case_id": case_id, **fields}
+    return classified_json(case_id=case_id, customer_id=customer_id, source="", category=category,
+                           temperament=temperament, loyalty=loyalty, customer_timezone=zone,
+                           received_at=datetime.now(timezone.utc))
 
 
 def of(records: list[dict], type_: str, **match) -> list[dict]:

@@ -5,8 +5,7 @@ import pytest
 
 from services.intake.domain import Prediction, classify, decide_category
 from services.intake.policy import ClassificationPolicy
-
-from .factories import complaint
+from tests.builders import complaint
 
 
 def opinion(category: str, confidence: float, nearest: tuple[str, ...] = ()) -> Prediction:

@@ -11,8 +11,7 @@ from services.intake.domain import (
 )
 from services.intake.policy import ClassificationPolicy
 from shared.policy import PolicyError, load_policy, parse_policy
-
-from .factories import complaint
+from tests.builders import complaint
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "classification.yaml"
 
@@ -263,7 +262,7 @@ def test_policy_giving_severity_to_an_unknown_category_is_refused():
 # ---------- the keyword index finds exactly what each keyword's own pattern finds ----------
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from services.intake.domain import _keyword_pattern  # noqa: E402
+from services.intake.domain.keywords import _keyword_pattern  # noqa: E402
 
 _WORDS = ["late", "delay", "chocolate", "don't", "provide", "a&e", "no-show", "over", "overcharged", "Brûlé",
           "fire", "STAFF", "i'm", "done", "wrong", "item"]

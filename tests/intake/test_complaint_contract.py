@@ -7,8 +7,7 @@ import pytest
 
 from services.intake.contract import RejectedInput, parse_complaint
 from shared.events import MAX_RECORD_BYTES
-
-from .factories import complaint_event, raw
+from tests.builders import complaint_event, raw
 
 
 def rejection(record: bytes) -> RejectedInput:

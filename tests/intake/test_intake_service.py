@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from shared.events import CLASSIFIED, COMPLAINTS, REJECTED
-from tests.intake.factories import complaint_event
+from tests.builders import complaint_event
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,7 @@ from services.intake.classifier.training import TrainingDataError, normalise_lab
 from services.intake.domain import classify, complaint_text, matched_keywords
 from services.intake.policy import ClassificationPolicy, HistoryFile
 from shared.policy import PolicyError
-
-from .factories import complaint
+from tests.builders import complaint
 
 HERE = Path(__file__).resolve().parent
 KEYWORD_FREE = YAML(typ="safe").load((HERE / "keyword_free_complaints.yaml").read_text(encoding="utf-8"))["complaints"]
@@ -196,7 +195,7 @@ def test_a_model_section_added_to_a_running_intake_opens_the_classifier(tmp_path
     from services.intake.handlers import Intake
     from shared.policy import PolicyHolder
 
-    from .factories import complaint as make
+    from tests.builders import complaint as make
 
     config = (HERE.parents[1] / "config" / "classification.yaml").read_text(encoding="utf-8")
     without = config[:config.index("\nmodel:")] + "\n" + config[config.index("# The CRM's own categories"):]

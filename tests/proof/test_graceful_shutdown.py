@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from shared.events import CLASSIFIED, COMPLAINTS
-from tests.intake.factories import complaint_event
+from tests.builders import complaint_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

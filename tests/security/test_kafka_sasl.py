@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from shared.events import CLASSIFIED, COMPLAINTS
 from shared.kafka import client_args
 from shared.kafka_reader import read_topic
-from tests.intake.factories import complaint_event
+from tests.builders import complaint_event
 from tests.security.scram_broker import ScramBroker
 from tests.support.processes import ROOT, ServiceProcess
 from tests.support.servers import Servers, create_database, drop_database

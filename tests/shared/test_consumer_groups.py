@@ -11,31 +11,48 @@ from pathlib import Path
 
 import pytest
 
+from services.registry import NAMES as SERVICES, SERVICES as ENTRIES
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("intake", "sla", "compensation", "followup")
 PREFIX = "grp-check."
 
 # Imports each service's app as `python -m services.<name>` would (no servers needed: building an app
-# only loads the policies) and prints its subscribers' groups and topics.
+# only loads the policies) and prints its subscribers' groups and topics, the topics it publishes, and
+# its runtime's name, port and schema.
 PROBE = """
 import importlib, json, sys
-out = {}
+out, publishes, runtimes = {}, {}, {}
 for name in sys.argv[1:]:
-    broker = importlib.import_module(f"services.{name}.app").runtime.broker
-    out[name] = [{"group": s.group_id, "topics": sorted(s.topic_names)} for s in broker.subscribers]
-print(json.dumps(out))
+    runtime = importlib.import_module(f"services.{name}.app").runtime
+    out[name] = [{"group": s.group_id, "topics": sorted(s.topic_names)} for s in runtime.broker.subscribers]
+    publishes[name] = sorted(p.topic for p in runtime.broker.publishers)
+    runtimes[name] = {"name": runtime.name, "port": runtime.port, "schema": runtime.schema}
+print(json.dumps({"groups": out, "publishes": publishes, "runtimes": runtimes}))
 """
 
 
 @pytest.fixture(scope="module")
-def groups() -> dict[str, list[dict]]:
-    env = {**os.environ, "HELPDESK_TOPIC_PREFIX": PREFIX}
+def probe() -> dict[str, dict[str, list]]:
+    env = {**{k: v for k, v in os.environ.items() if k.upper() != "METRICS_PORT"}, "HELPDESK_TOPIC_PREFIX": PREFIX}
     done = subprocess.run([sys.executable, "-c", PROBE, *SERVICES], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def groups(probe) -> dict[str, list[dict]]:
+    return probe["groups"]
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=SERVICES)
+def test_the_registry_says_what_each_app_consumes_and_publishes(probe, entry):
+    consumed = {topic.removeprefix(PREFIX) for s in probe["groups"][entry.name] for topic in s["topics"]}
+    published = {topic.removeprefix(PREFIX) for topic in probe["publishes"][entry.name]}
+    assert consumed == set(entry.consumes)
+    assert published == set(entry.produces)
+    assert probe["runtimes"][entry.name] == {"name": entry.name, "port": entry.port, "schema": entry.schema}
 
 
 @pytest.mark.parametrize("service", SERVICES)

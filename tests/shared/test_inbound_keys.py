@@ -10,7 +10,7 @@ from services.intake.contract import parse_complaint
 from shared.inbound import (
     RejectedInput, check_key, parse_activity, parse_classified, parse_event, parse_json_object, parse_keyed,
 )
-from tests.intake.factories import complaint_event
+from tests.builders import activity_event, complaint_event
 
 
 def reason_of(call, *args) -> RejectedInput:
@@ -36,8 +36,8 @@ def complaint(case_id: str = "CRM-1") -> bytes:
 
 
 def activity(case_id: str = "CRM-1") -> bytes:
-    return json.dumps({"event_id": "a-1", "type": "case.contacted", "occurred_at": "2026-11-23T10:00:00Z",
-                       "source": "crm", "case_id": case_id}).encode()
+    return json.dumps(activity_event("case.contacted", case_id, "2026-11-23T10:00:00Z", event_id="a-1",
+                                      source="crm")).encode()
 
 
 @pytest.mark.parametrize("raw, parse", [(complaint(), parse_complaint), (activity(), parse_activity)],

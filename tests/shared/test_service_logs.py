@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared.events import CLASSIFIED, SLA, ComplaintClassified, dump
+from shared.events import CLASSIFIED, SLA
+from tests.builders import classified_json
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -22,11 +23,8 @@ LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ER
 
 def classified(case_id: str) -> dict:
     now = datetime.now(timezone.utc)
-    return dump(ComplaintClassified(
-        case_id=case_id, causation_id=str(uuid.uuid4()), customer_id="C-1", source="crm-east", category="delay",
-        severity="medium", temperament="upset", loyalty="loyal", publicity_risk="low", priority="P2",
-        channel="phone", occurred_at=now, received_at=now,
-    ))
+    return classified_json(case_id=case_id, category="delay", temperament="upset", loyalty="loyal", priority="P2",
+                           occurred_at=now, received_at=now)
 
 
 def started(case_id: str):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.sla.calendar import (
+from services.sla.domain.calendar import (
     add_business_days, add_business_time, business_time_between, deadline, target_as_business_time,
 )
 from services.sla.policy import AlwaysOpen, BusinessDays, BusinessHours

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.sla.calendar import add_business_days, add_business_time, business_time_between, deadline
+from services.sla.domain.calendar import add_business_days, add_business_time, business_time_between, deadline
 from services.sla.policy import AlwaysOpen, BusinessHours, HoursRange, SlaPolicy
 from shared.policy import PolicyError, parse_policy
 

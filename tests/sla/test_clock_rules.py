@@ -9,8 +9,8 @@ from services.sla.domain import (
     ArmTimer, CancelTimers, Emit, KeepForLater, Outcome, on_activity, on_classified, on_timer,
 )
 from services.sla.policy import SlaPolicy
-from shared.events import ComplaintClassified, case_activity
 from shared.policy import parse_policy
+from tests.builders import activity_model, classified_event
 
 POLICY = parse_policy(
     """
@@ -65,18 +65,15 @@ class Desk:
         return outcome
 
     def classify(self, when: datetime, priority: str = "P2", source: str = "crm-east", pending=()) -> Outcome:
-        event = ComplaintClassified(
+        event = classified_event(
             event_id=f"cls-{next(_ids)}", occurred_at=when, case_id=self.case_id, causation_id="cmp-1",
-            customer_id="C-881", source=source, category="delay", severity="medium", temperament="upset",
-            loyalty="loyal", publicity_risk="low", priority=priority, channel="phone", received_at=when,
+            customer_id="C-881", source=source, category="delay", temperament="upset", loyalty="loyal",
+            priority=priority, received_at=when,
         )
         return self.apply(on_classified(self.case, event, self.policy, when, pending))
 
     def activity(self, type_: str, when: datetime, **fields: Any):
-        return case_activity.validate_python({
-            "event_id": f"act-{next(_ids)}", "type": type_, "occurred_at": when, "source": "crm-east",
-            "case_id": self.case_id, **fields,
-        })
+        return activity_model(type_, self.case_id, when, event_id=f"act-{next(_ids)}", **fields)
 
     def act(self, type_: str, when: datetime, **fields: Any) -> Outcome:
         self.run_until(when)

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from shared.events import CASE_ACTIVITY, CLASSIFIED, REJECTED, SLA, ComplaintClassified, dump
+from shared.events import CASE_ACTIVITY, CLASSIFIED, REJECTED, SLA
+from tests.builders import activity_event, classified_json
 
 pytestmark = pytest.mark.integration
 
@@ -32,18 +33,12 @@ def new_case() -> str:
 
 def classified(case_id: str, received_at: datetime | None = None, priority: str = "P2") -> dict[str, Any]:
     received_at = received_at or utcnow()
-    return dump(ComplaintClassified(
-        case_id=case_id, causation_id=str(uuid.uuid4()), customer_id="C-881", source="crm-east",
-        category="delay", severity="medium", temperament="upset", loyalty="loyal", publicity_risk="low",
-        priority=priority, channel="phone", occurred_at=received_at, received_at=received_at,
-    ))
+    return classified_json(case_id=case_id, customer_id="C-881", category="delay", temperament="upset",
+                           loyalty="loyal", priority=priority, occurred_at=received_at, received_at=received_at)
 
 
 def activity(case_id: str, type_: str, occurred_at: datetime | None = None, **fields: Any) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()), "type": type_, "occurred_at": (occurred_at or utcnow()).isoformat(),
-        "source": "crm-east", "case_id": case_id, **fields,
-    }
+    return activity_event(type_, case_id, occurred_at, **fields)
 
 
 def of_case(records: list[dict[str, Any]], case_id: str, type_: str | None = None, clock: str | None = None):

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
-from services.sla.calendar import deadline
+from services.sla.domain.calendar import deadline
 from services.sla.handlers import Sla
 from services.sla.policy import BusinessDays, SlaPolicy
 from shared.durations import written_in_days

@@ -2,7 +2,7 @@
 
 - rules: the policy's keywords alone (what intake did before the model);
 - model: the learned classifier alone (its top category, whatever its confidence);
-- combined: what intake decides (services/intake/domain.py, decide_category);
+- combined: what intake decides (services/intake/domain/category.py, decide_category);
 - baseline: TF-IDF of words and characters + logistic regression, trained on the same data in the
   same run, so that the model's figure always has a reference measured alongside it.
 

@@ -15,7 +15,7 @@ from shared.events import (
     ActivityEvent, CaseContacted, CasePaused, CaseReopened, CaseResolved, CaseResumed, ComplaintClassified,
     Inbound, PromiseKept, PromiseMade,
 )
-from services.sla.calendar import deadline, target_as_business_time
+from services.sla.domain.calendar import deadline, target_as_business_time
 from services.sla.domain import clock as rules
 from services.sla.domain.clock import Clock, ClockKind, clock_key
 from services.sla.domain.effects import AutomatedContact, Effect, KeepForLater, TimerDue

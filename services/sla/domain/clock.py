@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from services.sla.calendar import AnyCalendar, add_business_time, business_time_between
+from services.sla.domain.calendar import AnyCalendar, add_business_time, business_time_between
 from services.sla.domain.effects import ArmTimer, CancelTimers, Effect, Emit, TimerDue
 from services.sla.policy import SlaPolicy
 

@@ -1,9 +1,9 @@
 """Everything the services' schemas hold about one case: the rows `helpdesk case show` reads.
 
-`case_rows` finds every table of the four service schemas with a `case_id` column, plus the rows
-tied to the case another way: compensation's approval answers (by decision id) and each schema's
-armed timers (sla by the clocks' `armed_timers`, followup by follow-up id, compensation by
-decision id). `to_json` writes them for machines: datetimes ISO 8601 with their offset, decimals
+`case_rows` finds every table of the services' schemas (services/registry.py) with a `case_id`
+column, plus the rows tied to the case another way: compensation's approval answers (by decision
+id) and each schema's armed timers (sla by the clocks' `armed_timers`, followup by follow-up id,
+compensation by decision id). `to_json` writes them for machines: datetimes ISO 8601 with their offset, decimals
 as strings (exact), intervals as ISO 8601 durations, jsonb columns as JSON.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 from pydantic_core import to_jsonable_python
 
-SCHEMAS = ("intake", "sla", "compensation", "followup")
+from services.registry import SCHEMAS
 
 Rows = dict[str, list[dict[str, Any]]]
 """Table name as `schema.table` → that table's rows for the case, each row column → value."""
