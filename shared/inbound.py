@@ -27,7 +27,7 @@ from shared.db import first_times
 from shared.events import (ACTIVITY_TYPES, COMPENSATION_APPROVALS, MAX_RECORD_BYTES, ComplaintClassified, ComplaintRejected,
                            case_activity)
 from shared.metrics import service_metrics
-from shared.outbox import enqueue, gathered
+from shared.batch import Batch
 from shared.resilience import TRANSIENT_DB_ERRORS, DependencyWatch, Retrier
 
 log = logging.getLogger(__name__)
@@ -247,10 +247,10 @@ def _id_in(data: dict[str, Any] | None, field: str) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= 200 else None
 
 
-Apply = Callable[[asyncpg.Connection, Any], Awaitable[str | None]]
-Finish = Callable[[], Awaitable[None]]
-# Runs first in a batch's transaction; may return `finish`, run last in it (see Inbox.handle_batch).
-Prepare = Callable[[asyncpg.Connection, list[Any]], Awaitable[Finish | None]]
+# Applies one event within the batch (its connection, locks, events to publish, state).
+Apply = Callable[[Batch, Any], Awaitable[str | None]]
+# Runs first in a batch's transaction; what it returns becomes `batch.state` (see Inbox.handle_batch).
+Prepare = Callable[[Batch, list[Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -310,11 +310,15 @@ class Inbox:
         return outcomes[0]
 
     async def handle_batch(self, records: Sequence[Any], route: Router, prepare: Prepare | None = None) -> list[str]:
-        """Records in the order fetched. `prepare(conn, events)` runs first in the batch's
-        transaction: the place to take the batch's locks in one fixed order, so two batches
-        touching the same cases never wait on each other in a circle. What it returns, if
-        anything, is awaited after the last record, still in that transaction: the place to write
-        what the handlers gathered for the whole batch."""
+        """Records in the order fetched. Each transaction (the batch, or one record when the batch
+        is retried one at a time) gets a `shared.batch.Batch` of its own, handed to `prepare` and
+        to each record's `apply`. `prepare(batch, events)` runs first in the batch's transaction:
+        the place to take the batch's locks in one fixed order, so two batches touching the same
+        cases never wait on each other in a circle. What it returns becomes `batch.state`, the
+        service's own state for this batch; steps it registers with `batch.before_commit` run
+        after the last record, still in that transaction (the place to write what the handlers
+        gathered for the whole batch), then the batch's events are written to the outbox in one
+        statement."""
         items = [item for item in (self._read(record, route) for record in records) if item is not None]
         if not items:
             return []
@@ -350,21 +354,16 @@ class Inbox:
             return _Item(ref, topic, rejection=exc)
 
     async def _apply(self, items: list[_Item], prepare: Prepare | None) -> list[str]:
-        # A task of its own runs in a copy of this task's context, so whatever context variables the
-        # batch sets (its gathered outbox rows, a service's batch state) end with it, committed or not.
-        return await asyncio.create_task(self._apply_in_transaction(items, prepare))
-
-    async def _apply_in_transaction(self, items: list[_Item], prepare: Prepare | None) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
+            batch = Batch(conn, self.schema, self.service)
             fresh = await first_times(conn, self.schema, [item.key for item in items])
-            finish = None
             if prepare is not None:
-                finish = await prepare(conn, [i.event for i in items if i.rejection is None and i.key in fresh])
-            async with gathered(conn, self.schema):
-                return await self._apply_each(conn, items, fresh, finish)
+                batch.state = await prepare(batch, [i.event for i in items if i.rejection is None and i.key in fresh])
+            outcomes = await self._apply_each(batch, items, fresh)
+            await batch.commit()
+            return outcomes
 
-    async def _apply_each(self, conn: asyncpg.Connection, items: list[_Item], fresh: set[str],
-                          finish: Finish | None) -> list[str]:
+    async def _apply_each(self, batch: Batch, items: list[_Item], fresh: set[str]) -> list[str]:
         outcomes = []
         for item in items:
             if item.key not in fresh:
@@ -374,13 +373,11 @@ class Inbox:
             if item.rejection is not None:
                 event = rejected_event(item.ref, item.rejection.reason, item.rejection.errors, self.service,
                                        self.topic_prefix)
-                await enqueue(conn, self.schema, self.rejected_topic, item.ref.key, event)
+                batch.publish(self.rejected_topic, item.ref.key, event)
                 outcomes.append("rejected")
             else:
                 assert item.apply is not None
-                outcomes.append(await item.apply(conn, item.event) or "processed")
-        if finish is not None:
-            await finish()
+                outcomes.append(await item.apply(batch, item.event) or "processed")
         return outcomes
 
     def _count(self, item: _Item, outcome: str, seconds: float) -> None:

@@ -13,9 +13,7 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
@@ -30,6 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def encode(event: BaseModel | dict[str, Any]) -> bytes:
+    """An event as the outbox's JSON payload bytes."""
     body = dump(event) if isinstance(event, BaseModel) else event
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
 
@@ -37,28 +36,20 @@ def encode(event: BaseModel | dict[str, Any]) -> bytes:
 async def enqueue(
     conn: asyncpg.Connection, schema: str, topic: str, key: str | bytes | None, event: BaseModel | dict[str, Any]
 ) -> None:
-    """Adds one event to the outbox; call inside the state change's transaction."""
+    """Writes one event to the outbox now; call inside the state change's transaction. Work done in
+    a `shared.batch.Batch` publishes through it instead (one INSERT per batch)."""
     await enqueue_many(conn, schema, [(topic, key, event)])
 
 
 Row = tuple[str, bytes | None, bytes]
 
-# The rows a consumer task's inbound batch has enqueued so far (see `gathered`).
-_gathered: ContextVar[tuple[asyncpg.Connection, str, list[Row]] | None] = ContextVar("outbox_gathered", default=None)
 
-
-@asynccontextmanager
-async def gathered(conn: asyncpg.Connection, schema: str) -> AsyncIterator[None]:
-    """Within it, events enqueued on `conn` are collected and written when it ends (if nothing
-    raised), in one statement: an inbound batch writes its outbox rows once, not once per event.
-    Still inside the caller's transaction, so still written exactly when the state change is."""
-    rows: list[Row] = []
-    token = _gathered.set((conn, schema, rows))
-    try:
-        yield
-    finally:
-        _gathered.reset(token)
-    await _insert(conn, schema, rows)
+def to_rows(events: Iterable[tuple[str, str | bytes | None, BaseModel | dict[str, Any]]]) -> list[Row]:
+    """Events (topic, key, event) as outbox rows: (topic, key bytes, JSON payload bytes)."""
+    return [
+        (topic, key.encode("utf-8") if isinstance(key, str) else key, encode(event))
+        for topic, key, event in events
+    ]
 
 
 async def enqueue_many(
@@ -66,19 +57,14 @@ async def enqueue_many(
     schema: str,
     events: Iterable[tuple[str, str | bytes | None, BaseModel | dict[str, Any]]],
 ) -> int:
-    rows = [
-        (topic, key.encode("utf-8") if isinstance(key, str) else key, encode(event))
-        for topic, key, event in events
-    ]
-    batch = _gathered.get()
-    if batch is not None and batch[0] is conn and batch[1] == schema:
-        batch[2].extend(rows)
-        return len(rows)
-    await _insert(conn, schema, rows)
+    """Writes events to the outbox now, in one statement; returns how many."""
+    rows = to_rows(events)
+    await insert_rows(conn, schema, rows)
     return len(rows)
 
 
-async def _insert(conn: asyncpg.Connection, schema: str, rows: list[Row]) -> None:
+async def insert_rows(conn: asyncpg.Connection, schema: str, rows: list[Row]) -> None:
+    """Writes outbox rows in one statement (nothing when there are none)."""
     if not rows:
         return
     topics, keys, payloads = zip(*rows)

@@ -3,8 +3,8 @@
 One compensation per case and grant round is a database constraint, not only a check in code: the
 partial unique index `one_compensation_per_round` refuses a second granted or pending decision for
 the same case and round, whatever races two instances run into. A round is 1 + how often the case
-was reopened, so a reopened case can get a second grant where a rule allows it, and never a third
-in the same round.
+was reopened (domain/rounds.py), so a reopened case can get a second grant where a rule allows it,
+and never a third in the same round.
 
 Amounts are `numeric` (PostgreSQL's exact decimal, without a fixed scale since migration 3, so 185 JPY
 and 1.852 BHD are stored as they are) and pass through asyncpg as `Decimal`, never as floats.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -21,8 +21,9 @@ from typing import Any
 import asyncpg
 
 from services import registry
-from services.compensation.domain import CaseFacts, Decision
+from services.compensation.domain import CaseFacts, CaseHistory, Decision
 from shared import locks
+from shared.batch import Batch
 
 SCHEMA = registry.COMPENSATION.schema
 
@@ -122,20 +123,15 @@ _SPEND = f"""
 """
 
 
-@dataclass(frozen=True)
-class CaseState:
-    grant_round: int
-    facts: CaseFacts
-
-
 # Decisions and reopens of one case; the spending of one budget line. Cases are locked before budgets.
 CASE_LOCKS = locks.AdvisoryLocks("compensation:case")
 BUDGET_LOCKS = locks.AdvisoryLocks("compensation:budget")
 
 
-async def lock_case(conn: asyncpg.Connection, case_id: str) -> int:
+async def lock_case(batch: Batch, case_id: str) -> int:
     """Serialises decisions and reopens on one case; returns how often it was reopened."""
-    await CASE_LOCKS.lock(conn, [case_id])
+    await batch.lock(CASE_LOCKS, [case_id])
+    conn = batch.conn
     select = f"SELECT reopens FROM {SCHEMA}.cases WHERE case_id = $1"
     reopens = await conn.fetchval(select, case_id)
     if reopens is None:
@@ -144,11 +140,12 @@ async def lock_case(conn: asyncpg.Connection, case_id: str) -> int:
     return reopens
 
 
-async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> dict[str, int]:
+async def lock_cases(batch: Batch, case_ids: Iterable[str]) -> dict[str, int]:
     """`lock_case` for a batch of events, taken in sorted order (shared.locks): two batches never
     wait on each other in a circle. Returns each case's reopens."""
     ordered = locks.ordered(case_ids)
-    await CASE_LOCKS.lock(conn, ordered)
+    await batch.lock(CASE_LOCKS, ordered)
+    conn = batch.conn
     await conn.execute(f"INSERT INTO {SCHEMA}.cases (case_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", ordered)
     rows = await conn.fetch(f"SELECT case_id, reopens FROM {SCHEMA}.cases WHERE case_id = ANY($1::text[])", ordered)
     return {r["case_id"]: r["reopens"] for r in rows}
@@ -162,42 +159,40 @@ async def record_reopen(conn: asyncpg.Connection, case_id: str) -> None:
     )
 
 
-async def lock_budget(conn: asyncpg.Connection, source: str, currency: str) -> None:
+async def lock_budget(batch: Batch, source: str, currency: str) -> None:
     """Two cases of one team decided at once must not both spend the budget's last euros.
     `currency` is the budget line's (domain/budgets.py), not the grant's: a EUR and a USD grant
     that spend one USD line take the same lock."""
-    await lock_budgets(conn, [(source, currency)])
+    await lock_budgets(batch, [(source, currency)])
 
 
-async def lock_budgets(conn: asyncpg.Connection, budgets: Iterable[tuple[str, str]]) -> None:
+async def lock_budgets(batch: Batch, budgets: Iterable[tuple[str, str]]) -> None:
     """Budget locks (source, budget line currency) for a batch, in sorted order (after the case locks)."""
-    await BUDGET_LOCKS.lock(conn, [f"{source}:{currency}" for source, currency in budgets])
+    await batch.lock(BUDGET_LOCKS, [f"{source}:{currency}" for source, currency in budgets])
 
 
-async def case_state(conn: asyncpg.Connection, case_id: str, reopens: int, currency: str, source: str,
-                     month_start: datetime, budget_currency: str | None = None) -> CaseState:
-    """The case's facts for a decision in `currency`: what it was granted (in `currency`) and what
-    `source` spent this month of its budget line in `budget_currency` (default: `currency`)."""
-    grant_round = reopens + 1
+async def case_history(conn: asyncpg.Connection, case_id: str, reopens: int, currency: str, source: str,
+                       month_start: datetime, budget_currency: str | None = None) -> CaseHistory:
+    """The raw facts of a case reopened `reopens` times, for a decision in `currency`: the round of each
+    compensation it got, what it was granted (in `currency`) and what `source` spent this month of its
+    budget line in `budget_currency` (default: `currency`). domain/rounds.py reads them."""
     row = await conn.fetchrow(
         f"""
-        SELECT count(*) AS compensations,
-               count(*) FILTER (WHERE grant_round = $2) AS this_round,
-               coalesce(sum(value) FILTER (WHERE currency = $3 AND status IN ('granted', 'pending', 'approved')), 0)
+        SELECT coalesce(array_agg(grant_round), '{{}}') AS rounds,
+               coalesce(sum(value) FILTER (WHERE currency = $2 AND status IN ('granted', 'pending', 'approved')), 0)
                    AS granted_total
-               , (SELECT spent FROM {SCHEMA}.budget_spent WHERE source = $4 AND currency = $6 AND month = $5)
+               , (SELECT spent FROM {SCHEMA}.budget_spent WHERE source = $3 AND currency = $5 AND month = $4)
                    AS month_spent
         FROM {SCHEMA}.decisions WHERE case_id = $1 AND outcome IN ('granted', 'pending_approval')
         """,
-        case_id, grant_round, currency, source, _month(month_start), budget_currency or currency,
+        case_id, currency, source, _month(month_start), budget_currency or currency,
     )
-    facts = CaseFacts(
+    return CaseHistory(
+        reopens=reopens,
+        compensated_rounds=tuple(row["rounds"]),
         granted_total=row["granted_total"],
-        already_compensated=row["compensations"] > 0,
-        reopened=reopens > 0 and row["this_round"] == 0,
         month_spent=row["month_spent"] or Decimal(0),
     )
-    return CaseState(grant_round, facts)
 
 
 async def month_spent(conn: asyncpg.Connection, source: str, currency: str, month_start: datetime) -> Decimal:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter as Tally
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,8 +21,9 @@ from services.followup import metrics, store
 from services.followup.contract import FollowupCancelled, FollowupDue, FollowupScheduled, FollowupSkipped
 from services.followup.domain import (
     CASE_REOPENED, CUSTOMER_RETURNED, PendingFollowup, PlannedFollowup, ResolvedCase, SkippedFollowup,
-    cancel_on_reopened, cancel_on_returned, decide_at_due, followup_id_for, improvement_recipients,
-    plan_improvement_notice, plan_on_resolved,
+    cancel_on_reopened, cancel_on_returned, complaint_reopens, decide_at_due, enters_retention,
+    improvement_recipients, names_improvement, number_followups, plan_improvement_notice, plan_on_resolved,
+    resolution_plans,
 )
 from services.followup.policy import FollowupPolicy
 from shared import timers
@@ -31,7 +31,7 @@ from shared.events import (
     CLASSIFIED, FOLLOWUPS, CaseReopened, CaseResolved, ComplaintClassified, CustomerReturned, SurveyAnswered, now,
 )
 from shared.inbound import Route, parse_activity, parse_classified
-from shared.outbox import enqueue_many
+from shared.batch import Batch
 from shared.policy import PolicyHolder
 from shared.service import ServiceRuntime
 
@@ -50,204 +50,200 @@ class Followups:
     policy: PolicyHolder[FollowupPolicy]
 
     # ---------- inbound ----------
-    async def record_classification(self, conn: asyncpg.Connection, event: ComplaintClassified) -> str:
-        await store.lock_cases(conn, [event.case_id])
-        before = await store.upsert_case(conn, event)
+    async def record_classification(self, batch: Batch, event: ComplaintClassified) -> str:
+        await batch.lock(store.CASE_LOCKS, [event.case_id])
+        before = await store.upsert_case(batch.conn, event)
         received_at = event.received_at or event.occurred_at
-        if before is not None and before["status"] == "resolved" and received_at > before["resolved_at"]:
-            # The customer complained again on a resolved case: as good as reopened.
-            await self.reopen(conn, event.case_id, event.event_id)
-        for held in sorted(await store.take_held_activity(conn, event.case_id), key=lambda r: r["occurred_at"]):
+        if before is not None and complaint_reopens(before["status"], before["resolved_at"], received_at):
+            await self.reopen(batch, event.case_id, event.event_id)
+        for held in sorted(await store.take_held_activity(batch.conn, event.case_id), key=lambda r: r["occurred_at"]):
             if held["type"] == "case.resolved":
-                await self.resolve(conn, event.case_id, held["event_id"], held["occurred_at"], held["improvement"])
+                await self.resolve(batch, event.case_id, held["event_id"], held["occurred_at"], held["improvement"])
             else:
-                await self.reopen(conn, event.case_id, held["event_id"])
+                await self.reopen(batch, event.case_id, held["event_id"])
         return "recorded"
 
-    async def record_activity(self, conn: asyncpg.Connection, event: Any) -> str:
+    async def record_activity(self, batch: Batch, event: Any) -> str:
         if isinstance(event, CustomerReturned):
-            return await self.customer_returned(conn, event)
+            return await self.customer_returned(batch, event)
         if isinstance(event, SurveyAnswered):
-            return await self.survey_answered(conn, event)
+            return await self.survey_answered(batch, event)
         if not isinstance(event, (CaseResolved, CaseReopened)):
             return "ignored"  # contacts, promises, pauses: the sla service's business
-        improvement = isinstance(event, CaseResolved) and bool(event.improvement and event.improvement.strip())
-        await store.lock_cases(conn, [event.case_id])
-        if await store.case_for_update(conn, event.case_id) is None:
+        improvement = isinstance(event, CaseResolved) and names_improvement(event.improvement)
+        await batch.lock(store.CASE_LOCKS, [event.case_id])
+        if await store.case_for_update(batch.conn, event.case_id) is None:
             # The classification is still on its way; apply this when it arrives, in order.
-            await store.hold_activity(conn, event.event_id, event.case_id, event.type, event.occurred_at, improvement)
+            await store.hold_activity(batch.conn, event.event_id, event.case_id, event.type, event.occurred_at, improvement)
             return "held"
         if isinstance(event, CaseResolved):
-            return await self.resolve(conn, event.case_id, event.event_id, event.occurred_at, improvement)
-        return await self.reopen(conn, event.case_id, event.event_id)
+            return await self.resolve(batch, event.case_id, event.event_id, event.occurred_at, improvement)
+        return await self.reopen(batch, event.case_id, event.event_id)
 
-    async def resolve(self, conn: asyncpg.Connection, case_id: str, event_id: str, resolved_at: datetime, improvement: bool) -> str:
-        case = await store.case_for_update(conn, case_id)
-        if case["status"] == "resolved":
-            return "already_resolved"  # a second resolution without a reopen plans nothing new
-        await store.set_case_status(conn, case_id, "resolved", resolved_at)
+    async def resolve(self, batch: Batch, case_id: str, event_id: str, resolved_at: datetime, improvement: bool) -> str:
+        case = await store.case_for_update(batch.conn, case_id)
+        if not resolution_plans(case["status"]):
+            return "already_resolved"
+        await store.set_case_status(batch.conn, case_id, "resolved", resolved_at)
         policy, customer_id, clock = self.policy.current().policy, case["customer_id"], now()
-        await store.lock_customers(conn, [customer_id])
-        was_in_retention = await store.in_retention(conn, customer_id)
+        await batch.lock(store.CUSTOMER_LOCKS, [customer_id])
         facts = await store.customer_facts(
-            conn, customer_id, timezone=case["timezone"], loyalty=case["loyalty"], exclude_case=case_id,
+            batch.conn, customer_id, timezone=case["timezone"], loyalty=case["loyalty"], exclude_case=case_id,
         )
         plan = plan_on_resolved(policy, ResolvedCase(case_id, resolved_at, improvement), facts, clock)
-        await self.schedule(conn, plan.planned, plan.skipped, event_id)
-        if not was_in_retention and any(p.kind == "retention_checkin" for p in plan.planned):
+        await self.schedule(batch, plan.planned, plan.skipped, event_id)
+        if enters_retention(facts, plan.planned):
             metrics.entered_retention.inc()
         if improvement:
-            await self.spread_the_word(conn, policy, case, event_id, clock)
+            await self.spread_the_word(batch, policy, case, event_id, clock)
         return "resolved"
 
-    async def spread_the_word(self, conn: asyncpg.Connection, policy: FollowupPolicy, case: asyncpg.Record, event_id: str, clock: datetime) -> None:
+    async def spread_the_word(self, batch: Batch, policy: FollowupPolicy, case: asyncpg.Record, event_id: str, clock: datetime) -> None:
         """Tells other customers with a recent case in the same category what was changed."""
         if not (policy.improvement_notice.enabled and policy.improvement_notice.notify_same_category_customers):
             return
         candidates = await store.category_candidates(
-            conn, case["category"], clock - policy.improvement_notice.lookback, case["customer_id"],
+            batch.conn, case["category"], clock - policy.improvement_notice.lookback, case["customer_id"],
         )
         recipients = improvement_recipients(
             policy, category=case["category"], resolving_customer_id=case["customer_id"], candidates=candidates, now=clock,
         )
-        await store.lock_customers(conn, [r.customer_id for r in recipients])
-        profiles = await store.customer_profiles(conn, [r.customer_id for r in recipients])
+        await batch.lock(store.CUSTOMER_LOCKS, [r.customer_id for r in recipients])
+        profiles = await store.customer_profiles(batch.conn, [r.customer_id for r in recipients])
         planned, skipped = [], []
         for recipient in recipients:
             zone, loyalty = profiles.get(recipient.customer_id, ("UTC", "standard"))
-            facts = await store.customer_facts(conn, recipient.customer_id, timezone=zone, loyalty=loyalty)
+            facts = await store.customer_facts(batch.conn, recipient.customer_id, timezone=zone, loyalty=loyalty)
             placed = plan_improvement_notice(policy, recipient, facts, clock)
             (planned if isinstance(placed, PlannedFollowup) else skipped).append(placed)
-        await self.schedule(conn, planned, skipped, event_id)
+        await self.schedule(batch, planned, skipped, event_id)
 
-    async def reopen(self, conn: asyncpg.Connection, case_id: str, event_id: str) -> str:
-        await store.set_case_status(conn, case_id, "open")
-        pending = await store.scheduled_of_case(conn, case_id)
-        await self.cancel(conn, cancel_on_reopened(pending, case_id), CASE_REOPENED, event_id)
+    async def reopen(self, batch: Batch, case_id: str, event_id: str) -> str:
+        await store.set_case_status(batch.conn, case_id, "open")
+        pending = await store.scheduled_of_case(batch.conn, case_id)
+        await self.cancel(batch, cancel_on_reopened(pending, case_id), CASE_REOPENED, event_id)
         return "reopened"
 
-    async def customer_returned(self, conn: asyncpg.Connection, event: CustomerReturned) -> str:
-        await store.lock_customers(conn, [event.customer_id])
-        ending = cancel_on_returned(await store.scheduled_of_customer(conn, event.customer_id), event.customer_id)
+    async def customer_returned(self, batch: Batch, event: CustomerReturned) -> str:
+        await batch.lock(store.CUSTOMER_LOCKS, [event.customer_id])
+        ending = cancel_on_returned(await store.scheduled_of_customer(batch.conn, event.customer_id), event.customer_id)
         if ending:
             metrics.returned_after_recovery.inc()  # came back while we were still keeping in touch
-        await self.cancel(conn, ending, CUSTOMER_RETURNED, event.event_id)
+        await self.cancel(batch, ending, CUSTOMER_RETURNED, event.event_id)
         return "returned"
 
-    async def survey_answered(self, conn: asyncpg.Connection, event: SurveyAnswered) -> str:
+    async def survey_answered(self, batch: Batch, event: SurveyAnswered) -> str:
         """Records the answer. Nothing is moved now: every follow-up of this customer that falls due
         within `frequency.cooldown_after_response` of it is deferred or skipped when due, and new
         plans keep clear of it (the rule lives in domain.frequency)."""
-        await store.lock_customers(conn, [event.customer_id])
-        if await store.record_survey_response(conn, event):
+        await batch.lock(store.CUSTOMER_LOCKS, [event.customer_id])
+        if await store.record_survey_response(batch.conn, event):
             metrics.survey_responses.inc()
         return "answered"
 
     # ---------- scheduling and cancelling ----------
     async def schedule(
-        self, conn: asyncpg.Connection, planned: Sequence[PlannedFollowup], skipped: Sequence[SkippedFollowup], causation_id: str,
+        self, batch: Batch, planned: Sequence[PlannedFollowup], skipped: Sequence[SkippedFollowup], causation_id: str,
     ) -> None:
-        sequence: Tally[tuple[str, str]] = Tally()
-
-        def next_id(item: PlannedFollowup | SkippedFollowup) -> str:
-            n = sequence[(item.customer_id, item.kind)]
-            sequence[(item.customer_id, item.kind)] += 1
-            return followup_id_for(causation_id, item.customer_id, item.kind, n)
-
-        ordered = sorted([*planned, *skipped], key=lambda i: (i.customer_id, i.kind, _due(i)))
-        ids = {id(item): next_id(item) for item in ordered}
-        new = set(await store.record_planned(conn, [(ids[id(p)], p) for p in planned], causation_id))
-        new_skips = set(await store.record_skipped(conn, [(ids[id(s)], s) for s in skipped], causation_id))
-        fresh = [p for p in planned if ids[id(p)] in new]
-        fresh_skips = [s for s in skipped if ids[id(s)] in new_skips]
-        await timers.arm_many(conn, store.SCHEMA, [
-            timers.Timer(timer_key(ids[id(p)]), TIMER_KIND, p.due_at, {"followup_id": ids[id(p)]}) for p in fresh
+        numbered, numbered_skips = number_followups(causation_id, planned, skipped)
+        new = set(await store.record_planned(batch.conn, numbered, causation_id))
+        new_skips = set(await store.record_skipped(batch.conn, numbered_skips, causation_id))
+        fresh = [(fid, p) for fid, p in numbered if fid in new]
+        fresh_skips = [(fid, s) for fid, s in numbered_skips if fid in new_skips]
+        await batch.arm_many([
+            timers.Timer(timer_key(fid), TIMER_KIND, p.due_at, {"followup_id": fid}) for fid, p in fresh
         ])
-        await self._emit(conn, [
-            FollowupScheduled(case_id=p.case_id, causation_id=causation_id, followup_id=ids[id(p)], customer_id=p.customer_id,
+        await self._emit(batch, [
+            FollowupScheduled(case_id=p.case_id, causation_id=causation_id, followup_id=fid, customer_id=p.customer_id,
                               kind=p.kind, due_at=p.due_at, channel=p.channel, reason=p.reason)
-            for p in fresh
+            for fid, p in fresh
         ] + [
-            FollowupSkipped(case_id=s.case_id, causation_id=causation_id, followup_id=ids[id(s)], customer_id=s.customer_id,
+            FollowupSkipped(case_id=s.case_id, causation_id=causation_id, followup_id=fid, customer_id=s.customer_id,
                             kind=s.kind, due_at=s.would_have_been_due, channel=s.channel, reason=s.reason,
                             skipped_when="planning")
-            for s in fresh_skips
+            for fid, s in fresh_skips
         ])
-        for p in fresh:
+        for _, p in fresh:
             metrics.scheduled.labels(p.kind, p.channel).inc()
             for rule in p.deferred_by:
                 metrics.deferred.labels(p.kind, rule).inc()
-        for s in fresh_skips:
+        for _, s in fresh_skips:
             metrics.count_skip(s.kind, s.reason)
 
-    async def cancel(self, conn: asyncpg.Connection, ending: Sequence[PendingFollowup], reason: str, causation_id: str) -> None:
+    async def cancel(self, batch: Batch, ending: Sequence[PendingFollowup], reason: str, causation_id: str) -> None:
         if not ending:
             return
-        await store.close_followups(conn, [p.followup_id for p in ending], "cancelled", reason)
-        await timers.cancel(conn, store.SCHEMA, [timer_key(p.followup_id) for p in ending])
-        await self._emit(conn, [_cancelled(p, causation_id, reason) for p in ending])
+        await store.close_followups(batch.conn, [p.followup_id for p in ending], "cancelled", reason)
+        await batch.cancel([timer_key(p.followup_id) for p in ending])
+        await self._emit(batch, [_cancelled(p, causation_id, reason) for p in ending])
         for p in ending:
             metrics.cancelled.labels(p.kind, p.channel, reason).inc()
 
-    async def _emit(self, conn: asyncpg.Connection, events: Sequence[Any]) -> None:
+    async def _emit(self, batch: Batch, events: Sequence[Any]) -> None:
         topic = self.runtime.topic(FOLLOWUPS)
-        await enqueue_many(conn, store.SCHEMA, [(topic, e.case_id, e) for e in events])
+        batch.publish_many([(topic, e.case_id, e) for e in events])
 
     # ---------- due ----------
     async def fire(self, conn: asyncpg.Connection, due_timers: Sequence[timers.Timer]) -> None:
-        """Sends the follow-ups whose time has come, checking the rules once more with today's facts."""
+        """Sends the follow-ups whose time has come, checking the rules once more with today's facts
+        (the claimed timers are one Batch: one outbox INSERT at its commit)."""
+        batch = Batch(conn, store.SCHEMA, metrics.SERVICE)
+        await self._fire(batch, due_timers)
+        await batch.commit()
+
+    async def _fire(self, batch: Batch, due_timers: Sequence[timers.Timer]) -> None:
         by_id = {t.payload.get("followup_id", ""): t for t in due_timers if t.kind == TIMER_KIND}
-        owners = await store.customers_of_followups(conn, by_id)
-        locked = await store.try_lock_customers(conn, owners.values())
+        owners = await store.customers_of_followups(batch.conn, by_id)
+        locked = await batch.try_lock(store.CUSTOMER_LOCKS, owners.values())
         # A customer whose events are being handled right now: put those timers back rather than wait
         # for the lock (that batch may be waiting to cancel the very timers claimed here: a deadlock).
         # They fire on the next claim, with that batch's changes in view.
-        await timers.arm_many(conn, store.SCHEMA, [by_id[fid] for fid, owner in owners.items() if owner not in locked])
+        await batch.arm_many([by_id[fid] for fid, owner in owners.items() if owner not in locked])
         ids = [fid for fid, owner in owners.items() if owner in locked]
-        scheduled = await store.scheduled_by_ids(conn, ids)  # cancelled ones are gone: nothing to send
-        profiles = await store.customer_profiles(conn, [p.customer_id for p, _ in scheduled])
+        scheduled = await store.scheduled_by_ids(batch.conn, ids)  # cancelled ones are gone: nothing to send
+        profiles = await store.customer_profiles(batch.conn, [p.customer_id for p, _ in scheduled])
         policy, clock = self.policy.current().policy, now()
         for followup, causation_id in scheduled:
             zone, loyalty = profiles.get(followup.customer_id, ("UTC", "standard"))
             facts = await store.customer_facts(
-                conn, followup.customer_id, timezone=zone, loyalty=loyalty,
+                batch.conn, followup.customer_id, timezone=zone, loyalty=loyalty,
                 exclude_case=followup.case_id, exclude_followup=followup.followup_id,
             )
             decision = decide_at_due(policy, followup, facts, clock)
             if decision.action == "send":
-                await self._send(conn, followup, causation_id)
+                await self._send(batch, followup, causation_id)
             elif decision.action == "defer":
-                await self._defer(conn, followup, causation_id, decision.due_at, decision.reason)
+                await self._defer(batch, followup, causation_id, decision.due_at, decision.reason)
             else:
-                await self._skip_at_due(conn, followup, causation_id, decision.reason)
+                await self._skip_at_due(batch, followup, causation_id, decision.reason)
 
     async def fire_one(self, conn: asyncpg.Connection, timer: timers.Timer) -> None:
         await self.fire(conn, [timer])
 
-    async def _send(self, conn: asyncpg.Connection, followup: PendingFollowup, causation_id: str) -> None:
-        await store.close_followups(conn, [followup.followup_id], "due", "")
-        await self._emit(conn, [FollowupDue(
+    async def _send(self, batch: Batch, followup: PendingFollowup, causation_id: str) -> None:
+        await store.close_followups(batch.conn, [followup.followup_id], "due", "")
+        await self._emit(batch, [FollowupDue(
             case_id=followup.case_id, causation_id=causation_id, followup_id=followup.followup_id,
             customer_id=followup.customer_id, kind=followup.kind, due_at=followup.due_at, channel=followup.channel,
         )])
         metrics.due.labels(followup.kind, followup.channel).inc()
 
-    async def _defer(self, conn: asyncpg.Connection, followup: PendingFollowup, causation_id: str, due_at: datetime, rules: str) -> None:
+    async def _defer(self, batch: Batch, followup: PendingFollowup, causation_id: str, due_at: datetime, rules: str) -> None:
         reason = f"deferred when due: {rules}"
-        await store.move_due(conn, followup.followup_id, due_at, reason)
-        await timers.arm(conn, store.SCHEMA, timer_key(followup.followup_id), TIMER_KIND, due_at, {"followup_id": followup.followup_id})
-        await self._emit(conn, [FollowupScheduled(
+        await store.move_due(batch.conn, followup.followup_id, due_at, reason)
+        await batch.arm(timer_key(followup.followup_id), TIMER_KIND, due_at, {"followup_id": followup.followup_id})
+        await self._emit(batch, [FollowupScheduled(
             case_id=followup.case_id, causation_id=causation_id, followup_id=followup.followup_id,
             customer_id=followup.customer_id, kind=followup.kind, due_at=due_at, channel=followup.channel, reason=reason,
         )])
         for rule in rules.split(", "):
             metrics.deferred.labels(followup.kind, rule).inc()
 
-    async def _skip_at_due(self, conn: asyncpg.Connection, followup: PendingFollowup, causation_id: str, rule: str) -> None:
-        await store.close_followups(conn, [followup.followup_id], "skipped", rule)
+    async def _skip_at_due(self, batch: Batch, followup: PendingFollowup, causation_id: str, rule: str) -> None:
+        await store.close_followups(batch.conn, [followup.followup_id], "skipped", rule)
         # The CRM saw it scheduled: `followup.cancelled` closes it (as always), `followup.skipped`
         # says why, the same event a follow-up skipped when planned gets.
-        await self._emit(conn, [
+        await self._emit(batch, [
             _cancelled(followup, causation_id, f"skipped_at_due:{rule}"),
             FollowupSkipped(case_id=followup.case_id, causation_id=causation_id, followup_id=followup.followup_id,
                             customer_id=followup.customer_id, kind=followup.kind, due_at=followup.due_at,
@@ -270,10 +266,6 @@ class Followups:
             await asyncio.sleep(every)
 
 
-def _due(item: PlannedFollowup | SkippedFollowup) -> datetime:
-    return item.due_at if isinstance(item, PlannedFollowup) else item.would_have_been_due
-
-
 def _cancelled(p: PendingFollowup, causation_id: str, reason: str) -> FollowupCancelled:
     return FollowupCancelled(
         case_id=p.case_id, causation_id=causation_id, followup_id=p.followup_id, customer_id=p.customer_id,
@@ -281,12 +273,12 @@ def _cancelled(p: PendingFollowup, causation_id: str, reason: str) -> FollowupCa
     )
 
 
-async def lock_batch(conn: asyncpg.Connection, events: list[Any]) -> None:
+async def lock_batch(batch: Batch, events: list[Any]) -> None:
     """A batch's locks, taken up front in one order: its cases, then every customer it may plan for."""
-    await store.lock_cases(conn, [e.case_id for e in events if isinstance(e, (ComplaintClassified, CaseResolved, CaseReopened))])
+    await batch.lock(store.CASE_LOCKS, [e.case_id for e in events if isinstance(e, (ComplaintClassified, CaseResolved, CaseReopened))])
     known = {e.customer_id for e in events if isinstance(e, (ComplaintClassified, CustomerReturned, SurveyAnswered))}
     of_cases = [e.case_id for e in events if isinstance(e, (CaseResolved, CaseReopened))]
-    await store.lock_customers(conn, known | set(await store.customers_of_cases(conn, of_cases)))
+    await batch.lock(store.CUSTOMER_LOCKS, known | set(await store.customers_of_cases(batch.conn, of_cases)))
 
 
 async def on_inbound(msg: KafkaMessage, followups: Followups = Context("followups")) -> None:

@@ -279,14 +279,6 @@ async def customers_in_retention(conn: asyncpg.Connection) -> int:
     )
 
 
-async def in_retention(conn: asyncpg.Connection, customer_id: str) -> bool:
-    return bool(await conn.fetchval(
-        f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.followups"
-        " WHERE customer_id = $1 AND kind = 'retention_checkin' AND status = 'scheduled')",
-        customer_id,
-    ))
-
-
 # A case's classification and its activity; a customer's planning, sending and survey answers.
 # Cases are locked before customers. The ids are those followup took before shared.locks existed.
 CASE_LOCKS = AdvisoryLocks("followup:case")

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import asyncpg
 from faststream import Context
 from faststream.kafka.annotations import KafkaMessage
 
@@ -17,7 +16,7 @@ from services.intake.domain import Prediction, classify, complaint_text, decided
 from services.intake.policy import ClassificationPolicy
 from shared.events import CLASSIFIED, ComplaintClassified
 from shared.inbound import every_record
-from shared.outbox import enqueue
+from shared.batch import Batch
 from shared.policy import PolicyError, PolicyHolder
 from shared.service import ServiceRuntime
 
@@ -31,10 +30,6 @@ class Intake:
     classifier: ClassifierHolder | None = None  # None until the policy has a `model` section
     # Opens the classifier when a policy edit adds a `model` section to a running intake.
     open_classifier: Callable[[], ClassifierHolder] | None = None
-    # The model's opinions of the batch being handled, by event id: `predict_batch` fills it for a
-    # whole fetched batch at once (one model call is far cheaper than one per complaint), `record`
-    # takes its complaint's out. Only a cache: a complaint missing from it is predicted alone.
-    _predicted: dict[str, Prediction | None] = field(default_factory=dict)
     _tried_for: str | None = None      # the policy version the classifier was last tried to be opened for
     _checked_fit: tuple[str, str] | None = None  # (policy, model) versions last compared
 
@@ -80,23 +75,28 @@ class Intake:
                 metrics.classifier_confidence.observe(one.confidence)
         return out
 
-    async def predict_batch(self, conn: asyncpg.Connection, complaints: Sequence[Complaint]) -> None:
-        """The Inbox's `prepare` step: the model's opinions of the batch's new complaints, in one call,
-        then the batch's case locks (see store.lock_cases)."""
-        self._predicted = dict(zip((c.event_id for c in complaints), self.predictions(complaints)))
-        await store.lock_cases(conn, [c.case_id for c in complaints])
+    async def predict_batch(self, batch: Batch, complaints: Sequence[Complaint]) -> dict[str, Prediction | None]:
+        """The Inbox's `prepare` step: the model's opinions of the batch's new complaints, in one call
+        (far cheaper than one per complaint), then the batch's case locks (see store.lock_cases).
+        Returns the opinions by event id: the batch's `batch.state`, from which `record` takes its
+        complaint's (only a cache: a complaint missing from it is predicted alone)."""
+        predicted = dict(zip((c.event_id for c in complaints), self.predictions(complaints)))
+        await batch.lock(store.CASE_LOCKS, [c.case_id for c in complaints])
+        return predicted
 
-    async def record(self, conn: asyncpg.Connection, complaint: Complaint) -> str:
+    async def record(self, batch: Batch, complaint: Complaint) -> str:
+        conn = batch.conn
         repeat_contacts = await store.earlier_complaints(conn, complaint.case_id)
         loaded = self.policy.current()
-        if complaint.event_id in self._predicted:
-            prediction = self._predicted.pop(complaint.event_id)
+        predicted = batch.state if isinstance(batch.state, dict) else {}
+        if complaint.event_id in predicted:
+            prediction = predicted.pop(complaint.event_id)
         else:
             prediction = self.predictions([complaint])[0]
         result = classify(complaint, loaded.policy, repeat_contacts, prediction)
         await store.record_complaint(conn, complaint, result, repeat_contacts, loaded.version)
         event = classified_event(complaint, result, repeat_contacts)
-        await enqueue(conn, store.SCHEMA, self.runtime.topic(CLASSIFIED), complaint.case_id, event)
+        batch.publish(self.runtime.topic(CLASSIFIED), complaint.case_id, event)
         metrics.complaints_classified.labels(result.category, result.priority, complaint.channel).inc()
         metrics.category_decisions.labels(result.decided_by).inc()
         if result.needs_review:

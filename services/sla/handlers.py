@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +23,8 @@ from services.sla.domain.calendar import NoWorkingTime
 from services.sla.policy import AlwaysOpen, CalendarChoice, SlaPolicy
 from shared import timers
 from shared.events import SLA, ComplaintClassified, Inbound, case_activity, now
-from shared.inbound import Finish, every_record, parse_activity, parse_classified
-from shared.outbox import enqueue_many
+from shared.batch import Batch
+from shared.inbound import every_record, parse_activity, parse_classified
 from shared.policy import PolicyHolder, describe_notes
 from shared.service import ServiceRuntime
 
@@ -72,22 +71,22 @@ class Sla:
             return rule(_round_the_clock(policy))
 
     # ---------- inbound events (inside the Inbox's transaction) ----------
-    async def classified(self, conn: asyncpg.Connection, event: ComplaintClassified) -> str:
-        case = await self._lock_and_load(conn, event.case_id)
-        pending = [case_activity.validate_python(doc) for doc in await self._take_pending(conn, event.case_id)]
+    async def classified(self, batch: Batch, event: ComplaintClassified) -> str:
+        case = await self._lock_and_load(batch, event.case_id)
+        pending = [case_activity.validate_python(doc) for doc in await self._take_pending(batch, event.case_id)]
         outcome = self.decide(event.case_id, lambda policy: on_classified(case, event, policy, now(), pending))
-        await self._carry_out(conn, [outcome], save_case=True)
+        await self._carry_out(batch, [outcome], save_case=True)
         return "processed"
 
-    async def activity(self, conn: asyncpg.Connection, event: Inbound) -> str:
-        case = await self._lock_and_load(conn, event.case_id)
+    async def activity(self, batch: Batch, event: Inbound) -> str:
+        case = await self._lock_and_load(batch, event.case_id)
         outcome = self.decide(event.case_id, lambda policy: on_activity(case, event, policy, now()))
         if any(isinstance(e, KeepForLater) for e in outcome.effects):
-            await store.keep_for_later(conn, event)
-            if (batch := _batch_writes.get()) is not None:
-                batch.with_pending.add(event.case_id)
+            await store.keep_for_later(batch.conn, event)
+            if (writes := _writes_of(batch)) is not None:
+                writes.with_pending.add(event.case_id)
             return "kept_for_later"
-        await self._carry_out(conn, [outcome], save_case=True)
+        await self._carry_out(batch, [outcome], save_case=True)
         return "processed"
 
     # ---------- timers (inside the transaction that claimed them) ----------
@@ -95,14 +94,16 @@ class Sla:
         await self.fire_batch(conn, [timer])
 
     async def fire_batch(self, conn: asyncpg.Connection, due: Sequence[timers.Timer]) -> None:
+        """Fires claimed timers as one Batch of their own (one write step, one outbox INSERT)."""
+        batch = Batch(conn, store.SCHEMA, metrics.SERVICE)
         readable = [(t, _timer_due(t)) for t in due]
         readable = [(t, d) for t, d in readable if d is not None]
-        locked = await store.try_lock_cases(conn, [d.case_id for _, d in readable])
+        locked = await batch.try_lock(store.CASE_LOCKS, [d.case_id for _, d in readable])
         # A case being changed elsewhere right now: put its timers back rather than wait for its lock
         # (waiting here while that change waits on these claimed rows would deadlock). They fire on
         # the next claim, and if that change re-armed the clock they are stale and do nothing.
         busy = [t for t, d in readable if d.case_id not in locked]
-        await timers.arm_many(conn, store.SCHEMA, busy)
+        await batch.arm_many(busy)
         cases: dict[str, CaseSla | None] = dict(await store.load_cases(conn, sorted(locked)))
         policy, wall_clock = self.current_policy(), now()
         outcomes = []
@@ -113,47 +114,46 @@ class Sla:
                 cases.get(d.case_id), d, p, max(wall_clock, t.due_at)), policy)
             cases[timer_due.case_id] = outcome.case
             outcomes.append(outcome)
-        await self._carry_out(conn, outcomes, save_case=False)
+        await self._carry_out(batch, outcomes, save_case=False)
+        await batch.commit()
 
     # ---------- effects ----------
-    async def _carry_out(self, conn: asyncpg.Connection, outcomes: list[Outcome], *, save_case: bool) -> None:
-        batch = _batch_writes.get()
-        if batch is not None:
-            batch.add(outcomes)  # written once, when the batch's last event has been applied
+    async def _carry_out(self, batch: Batch, outcomes: list[Outcome], *, save_case: bool) -> None:
+        writes = _writes_of(batch)
+        if writes is not None:
+            writes.add(outcomes)  # written once, when the batch's last event has been applied
             return
         writes = Writes(save_cases=save_case)
         writes.add(outcomes)
-        await writes.write(conn, self.runtime.topic(SLA))
+        await writes.write(batch, self.runtime.topic(SLA))
 
     @staticmethod
-    async def _lock_and_load(conn: asyncpg.Connection, case_id: str) -> CaseSla | None:
-        batch = _batch_writes.get()
-        if batch is None:
-            await store.lock_case(conn, case_id)
-            return await store.load_case(conn, case_id)
+    async def _lock_and_load(batch: Batch, case_id: str) -> CaseSla | None:
+        writes = _writes_of(batch)
+        if writes is None:
+            await batch.lock(store.CASE_LOCKS, [case_id])
+            return await store.load_case(batch.conn, case_id)
         # lock_batch holds the case's lock and read it; a change earlier in the batch is not written yet
-        return batch.cases[case_id] if case_id in batch.cases else batch.loaded.get(case_id)
+        return writes.cases[case_id] if case_id in writes.cases else writes.loaded.get(case_id)
 
     @staticmethod
-    async def _take_pending(conn: asyncpg.Connection, case_id: str) -> list[dict[str, Any]]:
-        batch = _batch_writes.get()
-        if batch is not None and case_id not in batch.with_pending:
+    async def _take_pending(batch: Batch, case_id: str) -> list[dict[str, Any]]:
+        writes = _writes_of(batch)
+        if writes is not None and case_id not in writes.with_pending:
             return []  # the usual case, known without a statement per event
-        return await store.take_pending(conn, case_id)
+        return await store.take_pending(batch.conn, case_id)
 
-    async def lock_batch(self, conn: asyncpg.Connection, events: list[Inbound]) -> Finish:
-        """Takes the batch's case locks, reads those cases, and gathers the batch's writes until
-        `finish` (see Writes)."""
+    async def lock_batch(self, batch: Batch, events: list[Inbound]) -> Writes:
+        """The Inbox's `prepare` step: takes the batch's case locks, reads those cases, and returns
+        the Writes that gather the batch's effects (its `batch.state`), written by the batch's
+        commit after its last event (see Writes)."""
         case_ids = sorted({e.case_id for e in events})
-        await store.lock_cases(conn, case_ids)
-        batch = Writes(save_cases=True, loaded=await store.load_cases(conn, case_ids),
-                       with_pending=await store.cases_with_pending(conn, case_ids))
-        _batch_writes.set(batch)  # for this batch only: the Inbox runs each batch in a context of its own
-
-        async def finish() -> None:
-            await batch.write(conn, self.runtime.topic(SLA))
-
-        return finish
+        await batch.lock(store.CASE_LOCKS, case_ids)
+        writes = Writes(save_cases=True, loaded=await store.load_cases(batch.conn, case_ids),
+                        with_pending=await store.cases_with_pending(batch.conn, case_ids))
+        topic = self.runtime.topic(SLA)
+        batch.before_commit(lambda: writes.write(batch, topic))
+        return writes
 
     # ---------- gauges ----------
     async def refresh_gauges(self) -> None:
@@ -193,7 +193,7 @@ def _timer_due(timer: timers.Timer) -> TimerDue | None:
 @dataclass
 class Writes:
     """The effects of a batch of outcomes, written with one statement per table. An inbound batch
-    gathers them across all its events (set by Sla.lock_batch, per consumer task); a case changed
+    gathers them across all its events (its `batch.state`, from Sla.lock_batch); a case changed
     twice in one batch is saved once, in its final state, and a timer armed and withdrawn within
     the batch never reaches the table."""
 
@@ -225,22 +225,26 @@ class Writes:
                 elif isinstance(effect, AutomatedContact):
                     self.automated.append(effect)
 
-    async def write(self, conn: asyncpg.Connection, topic: str) -> None:
+    async def write(self, batch: Batch, topic: str) -> None:
+        """Saves the cases and clocks, cancels and arms the timers, and publishes the events to the
+        batch (written to the outbox by its commit)."""
+        conn = batch.conn
         if self.save_cases:
             await store.save_cases(conn, self.cases.values())
         await store.save_clocks(conn, [self.cases[case_id].clocks[key] for case_id, key in self.clocks])
         if self.cancelled:
-            await timers.cancel(conn, store.SCHEMA, sorted(self.cancelled))
-        await timers.arm_many(conn, store.SCHEMA, [
+            await batch.cancel(sorted(self.cancelled))
+        await batch.arm_many([
             timers.Timer(a.key, a.timer.kind, a.due_at, a.timer.to_data()) for a in self.armed.values()
         ])
-        await enqueue_many(conn, store.SCHEMA, [(topic, e.case_id, sla_event(e)) for e in self.emitted])
+        batch.publish_many([(topic, e.case_id, sla_event(e)) for e in self.emitted])
         metrics.count_emitted(self.emitted)
         metrics.count_automated(self.automated)
 
 
-# The Writes of the inbound batch being applied, if any (set per batch by Sla.lock_batch; timers never see it).
-_batch_writes: ContextVar[Writes | None] = ContextVar("sla_batch_writes", default=None)
+def _writes_of(batch: Batch) -> Writes | None:
+    """The Writes an inbound batch gathers its effects in (`Sla.lock_batch`); None for timers."""
+    return batch.state if isinstance(batch.state, Writes) else None
 
 
 # ---------- subscribers (msg.raw_message is one fetched batch of records) ----------

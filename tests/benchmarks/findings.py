@@ -67,11 +67,11 @@ event. So, since the first batched run:
 
 1. sla reads the batch's cases (and which of them have activity waiting for their classification)
    with two statements per batch, applies the events in memory, and writes the cases, clock rows,
-   timers and events once at the batch's end (`handlers.Writes`, through the `finish` step
-   `Inbox.handle_batch` now offers); a later event of the same case in the batch sees the earlier
+   timers and events once at the batch's end (`handlers.Writes`, the batch's state, written by a
+   `before_commit` step of its `shared/batch.Batch`); a later event of the same case in the batch sees the earlier
    one's changes. A test checks a batch ends exactly as the same events handled one by one.
 2. Every service's outbox rows of a batch are written in one statement at its end
-   (`shared/outbox.gathered`).
+   (`shared/batch.Batch.commit`).
 3. compensation records a decision with `ON CONFLICT DO NOTHING` instead of a savepoint (two
    round trips fewer), reads the case's facts and the month's spending in one query, and uses the
    case and budget locks the batch already holds.

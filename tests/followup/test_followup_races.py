@@ -15,6 +15,7 @@ from services.followup import store
 from services.followup.handlers import Followups
 from services.followup.policy import FollowupPolicy
 from shared import db
+from shared.batch import Batch
 from shared.inbound import parse_activity, parse_classified
 from shared.policy import PolicyHolder
 from tests.followup.test_followup_service import FAST_POLICY, activity, classified, new_id
@@ -42,13 +43,18 @@ async def test_a_resolution_and_the_first_classification_in_two_instances_at_onc
 
     async def other_instance() -> str:
         async with pool.acquire() as conn, conn.transaction():
-            return await theirs[0](conn, theirs[1])
+            batch = Batch(conn, store.SCHEMA)
+            outcome = await theirs[0](batch, theirs[1])
+            await batch.commit()
+            return outcome
 
     async with pool.acquire() as conn, conn.transaction():
-        await mine[0](conn, mine[1])
+        batch = Batch(conn, store.SCHEMA)
+        await mine[0](batch, mine[1])
         other = asyncio.create_task(other_instance())
         await asyncio.sleep(0.5)
         assert not other.done(), "the other instance must wait for this case's transaction"
+        await batch.commit()
     await asyncio.wait_for(other, 10)
 
     assert await pool.fetchval(f"SELECT status FROM {store.SCHEMA}.cases WHERE case_id = $1", case) == "resolved"

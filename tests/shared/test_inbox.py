@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-from contextvars import ContextVar
 from types import SimpleNamespace
 
-import asyncpg
 import pytest
 
 from shared import db
 from shared.events import Inbound
-from shared.inbound import Finish, Inbox, every_record, parse_event
+from shared.batch import Batch
+from shared.inbound import Inbox, every_record, parse_event
 
 pytestmark = pytest.mark.integration
 SCHEMA = "inboxtest"
-BATCH_STATE: ContextVar[str | None] = ContextVar("batch_state", default=None)
 
 
 class Note(Inbound):
@@ -44,10 +42,10 @@ async def inbox(ns):
     await pool.close()
 
 
-async def apply(conn: asyncpg.Connection, e: Note) -> str:
+async def apply(batch: Batch, e: Note) -> str:
     if e.note == "boom":
         raise ValueError("a bug in the handler")
-    await conn.execute(f"INSERT INTO {SCHEMA}.notes VALUES ($1, $2)", e.event_id, e.note)
+    await batch.conn.execute(f"INSERT INTO {SCHEMA}.notes VALUES ($1, $2)", e.event_id, e.note)
     return "noted"
 
 
@@ -76,7 +74,7 @@ async def test_locks_are_taken_first_for_the_new_events_only(inbox):
     await inbox.handle(record(0, event("old")), parse, apply)
     prepared: list[list[str]] = []
 
-    async def prepare(conn: asyncpg.Connection, events: list[Inbound]) -> None:
+    async def prepare(batch: Batch, events: list[Inbound]) -> None:
         prepared.append([e.event_id for e in events])
 
     await inbox.handle_batch([record(0, event("old")), record(1, b"x"), record(2, event("new"))],
@@ -100,20 +98,29 @@ async def test_records_a_router_declines_are_not_recorded_at_all(inbox):
     assert await notes(inbox) == ["e2"]
 
 
-async def test_what_a_batch_puts_in_its_context_ends_with_it_committed_or_failed(inbox):
-    # sla and compensation keep batch state in context variables set by their prepare step.
-    seen: list[str | None] = []
+async def test_what_a_batch_keeps_ends_with_it_committed_or_failed(inbox):
+    # sla, compensation and intake keep batch state in what their prepare step returns (batch.state).
+    seen: list[tuple[object, list[str]]] = []
+    batches: list[Batch] = []
 
-    async def prepare(conn: asyncpg.Connection, events: list[Inbound]) -> Finish:
-        BATCH_STATE.set("this batch")
+    async def prepare(batch: Batch, events: list[Inbound]) -> list[str]:
+        batches.append(batch)
+        state = [e.event_id for e in events]
 
         async def finish() -> None:
-            seen.append(BATCH_STATE.get())
+            seen.append((batch.state, state))
 
-        return finish
+        batch.before_commit(finish)
+        return state
 
-    await inbox.handle_batch([record(0, event("ok"))], every_record(parse, apply), prepare)
-    assert seen == ["this batch"] and BATCH_STATE.get() is None
+    async def apply_seeing_state(batch: Batch, e: Note) -> str:
+        assert batch.state == [e.event_id] and batch is batches[-1]
+        return await apply(batch, e)
+
+    await inbox.handle_batch([record(0, event("ok"))], every_record(parse, apply_seeing_state), prepare)
+    assert seen == [(["ok"], ["ok"])]
     with pytest.raises(ValueError):
-        await inbox.handle_batch([record(1, event("bad", "boom"))], every_record(parse, apply), prepare)
-    assert BATCH_STATE.get() is None, "a failed batch leaves nothing behind for the next one"
+        await inbox.handle_batch([record(1, event("bad", "boom"))], every_record(parse, apply_seeing_state), prepare)
+    assert len(seen) == 1, "a failed batch never reaches its commit"
+    await inbox.handle_batch([record(2, event("next"))], every_record(parse, apply_seeing_state), prepare)
+    assert seen[-1] == (["next"], ["next"]) and len({id(b) for b in batches}) == 3, "a new Batch for each"

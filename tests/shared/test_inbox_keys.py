@@ -6,11 +6,11 @@ import base64
 import json
 from types import SimpleNamespace
 
-import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
 from shared import db
+from shared.batch import Batch
 from shared.events import Inbound
 from shared.inbound import Inbox, every_record, parse_event
 
@@ -32,8 +32,8 @@ def event(event_id: str, case_id: str = "CRM-1") -> bytes:
                        "source": "crm"}).encode()
 
 
-async def apply(conn: asyncpg.Connection, e: Note) -> str:
-    await conn.execute(f"INSERT INTO {SCHEMA}.notes VALUES ($1)", e.event_id)
+async def apply(batch: Batch, e: Note) -> str:
+    await batch.conn.execute(f"INSERT INTO {SCHEMA}.notes VALUES ($1)", e.event_id)
     return "noted"
 
 

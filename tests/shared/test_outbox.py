@@ -6,9 +6,10 @@ import asyncio
 import pytest
 
 from shared import db
+from shared.batch import Batch
 from shared.events import Outbound
 from shared.kafka import ensure_topics, make_producer
-from shared.outbox import OutboxRelay, enqueue, gathered
+from shared.outbox import OutboxRelay, enqueue
 
 pytestmark = pytest.mark.integration
 SCHEMA = "outboxtest"
@@ -47,10 +48,11 @@ async def test_an_inbound_batch_writes_its_events_once_at_its_end_in_order(parts
     pool, _, topic = parts
     count = f"SELECT count(*) FROM {SCHEMA}.outbox"
     async with pool.acquire() as conn, conn.transaction():
-        async with gathered(conn, SCHEMA):
-            for n in range(3):
-                await enqueue(conn, SCHEMA, topic, f"case-{n}", Outbound(type=f"e{n}", case_id=f"case-{n}"))
-            assert await conn.fetchval(count) == 0, "gathered, not written yet"
+        batch = Batch(conn, SCHEMA)
+        for n in range(3):
+            batch.publish(topic, f"case-{n}", Outbound(type=f"e{n}", case_id=f"case-{n}"))
+        assert await conn.fetchval(count) == 0, "gathered, not written yet"
+        await batch.commit()
         assert await conn.fetchval(count) == 3
         await enqueue(conn, SCHEMA, topic, "case-3", Outbound(type="e3", case_id="case-3"))  # outside: at once
         assert await conn.fetchval(count) == 4
@@ -58,9 +60,9 @@ async def test_an_inbound_batch_writes_its_events_once_at_its_end_in_order(parts
     assert keys == [b"case-0", b"case-1", b"case-2", b"case-3"]
     async with pool.acquire() as conn, conn.transaction():
         with pytest.raises(RuntimeError):
-            async with gathered(conn, SCHEMA):
-                await enqueue(conn, SCHEMA, topic, "case-9", Outbound(type="lost", case_id="case-9"))
-                raise RuntimeError("the batch failed")
+            batch = Batch(conn, SCHEMA)
+            batch.publish(topic, "case-9", Outbound(type="lost", case_id="case-9"))
+            raise RuntimeError("the batch failed")  # before its commit
         assert await conn.fetchval(count) == 4, "a failed batch writes nothing"
 
 

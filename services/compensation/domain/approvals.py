@@ -68,6 +68,36 @@ def check_approval(pending_value: Decimal | float, currency: str, approver_role:
     return ApprovalCheck(True, f"within the {approver_role} limit ({_format_limit(limit, currency)})")
 
 
+# Why an approver's answer is refused (the `reason` of its rejected event and the metric label).
+UNKNOWN_DECISION = "unknown_decision"
+NOT_PENDING = "not_pending"
+UNKNOWN_APPROVER_ROLE = "unknown_approver_role"
+APPROVER_NOT_AUTHORISED = "approver_not_authorised"
+
+
+class AnswerCheck(NamedTuple):
+    """Whether an approver's answer settles its decision; `code` says why not ("" when it does)."""
+
+    ok: bool
+    code: str
+    reason: str
+
+
+def check_answer(status: str | None, value: Decimal | float, currency: str, approver_role: str,
+                 policy: CompensationPolicy) -> AnswerCheck:
+    """May an answer by `approver_role` settle a decision in `status` (None: no decision has the id)
+    worth `value` `currency`? Only a pending decision is settled, by a role whose limit covers it."""
+    if status is None:
+        return AnswerCheck(False, UNKNOWN_DECISION, "no compensation decision has this id")
+    if status != "pending":
+        return AnswerCheck(False, NOT_PENDING, f"the decision is {status}, not waiting for approval")
+    check = check_approval(value, currency, approver_role, policy)
+    if check.ok:
+        return AnswerCheck(True, "", check.reason)
+    code = UNKNOWN_APPROVER_ROLE if policy.find_role(approver_role) is None else APPROVER_NOT_AUTHORISED
+    return AnswerCheck(False, code, check.reason)
+
+
 def next_role(role: str, policy: CompensationPolicy) -> str | None:
     """Who a stale approval escalates to: the next role up, or None at the top (or for an unknown role)."""
     names = [r.role for r in policy.authority]

@@ -11,6 +11,7 @@ half-up to its minor units. So `crm-east: {USD: 2000}` limits EUR and JPY grants
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -51,3 +52,19 @@ def charge(value: Decimal, currency: str, line: BudgetLine, policy: Compensation
     45.00 EUR against a USD line at 0.92 EUR per USD: 45 / 0.92 = 48.913… → 48.91 USD."""
     converted = policy.convert_between(value, currency, line.currency)
     return BudgetCharge(line.currency, round_money(converted, line.currency))
+
+
+def budgets_remaining(policy: CompensationPolicy,
+                      spent: Mapping[tuple[str, str], Decimal]) -> dict[tuple[str, str], Decimal]:
+    """What each (source, budget line currency) has left this month, given what each spent (`spent`).
+
+    Every source the policy names and every source that spent something is listed, each with all
+    its lines (its own budget, else "*"); a source without a budget line lists nothing. Sources in
+    sorted order, lines in the policy's order; an overspent line has a negative remainder.
+    """
+    sources = {s for s in policy.budgets if s != "*"} | {s for s, _ in spent}
+    return {
+        (source, currency): budget - spent.get((source, currency), Decimal(0))
+        for source in sorted(sources)
+        for currency, budget in policy.budget_of(source).items()
+    }

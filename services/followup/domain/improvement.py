@@ -10,6 +10,12 @@ from services.followup.domain.planning import fit
 from services.followup.policy import FollowupPolicy
 
 
+def names_improvement(resolution_improvement: str | None) -> bool:
+    """Whether a resolution counts as an improvement: its `improvement` text says something (blank
+    or whitespace only does not). Only this is kept of the text, never the text itself."""
+    return bool(resolution_improvement and resolution_improvement.strip())
+
+
 def improvement_recipients(
     policy: FollowupPolicy, *, category: str, resolving_customer_id: str,
     candidates: Iterable[CategoryCase], now: datetime,

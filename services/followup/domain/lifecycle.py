@@ -15,6 +15,29 @@ CUSTOMER_RETURNED = "customer_returned"
 CASE_REOPENED = "case_reopened"
 
 
+def complaint_reopens(status: str, resolved_at: datetime | None, received_at: datetime) -> bool:
+    """A new complaint on a resolved case counts as a reopen: the customer complained again after the
+    resolution. A classification received at or before it (late, or redelivered) does not."""
+    return status == "resolved" and resolved_at is not None and received_at > resolved_at
+
+
+def resolution_plans(status: str) -> bool:
+    """Whether resolving a case in `status` plans follow-ups: a second resolution without a reopen in
+    between plans nothing new."""
+    return status != "resolved"
+
+
+def in_retention(customer: CustomerFacts) -> bool:
+    """Whether a retention check-in of this customer, on any case, is still scheduled."""
+    return any(c.kind == "retention_checkin" and c.pending for c in customer.contacts)
+
+
+def enters_retention(customer: CustomerFacts, planned: Iterable[PlannedFollowup]) -> bool:
+    """Whether a plan puts a customer who was not being kept in touch with (`customer`, before the
+    plan) into retention: it schedules their first pending check-in."""
+    return not in_retention(customer) and any(p.kind == "retention_checkin" for p in planned)
+
+
 def cancel_on_returned(pending: Iterable[PendingFollowup], customer_id: str) -> list[PendingFollowup]:
     """The customer is back: every retention check-in of theirs, on any case, has done its job."""
     return [p for p in pending if p.customer_id == customer_id and p.kind == "retention_checkin"]

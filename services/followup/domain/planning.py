@@ -1,7 +1,6 @@
 """What to schedule when a case is resolved: thank-you note, survey, retention check-ins, improvement notice."""
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -15,14 +14,6 @@ from services.followup.domain.model import (
     Contact, CustomerFacts, FollowupPlan, PlannedFollowup, ResolvedCase, SkippedFollowup,
 )
 from services.followup.policy import FollowupPolicy, format_span
-
-_NAMESPACE = uuid.UUID("5b0f6d1e-8d0a-4c55-9a53-0c2f1f7c9e10")
-
-
-def followup_id_for(causation_id: str, customer_id: str, kind: str, sequence: int = 0) -> str:
-    """The same event planning the same follow-up gives the same id, so a redelivery cannot double it."""
-    return str(uuid.uuid5(_NAMESPACE, f"{causation_id}|{customer_id}|{kind}|{sequence}"))
-
 
 def thank_you_due(policy: FollowupPolicy, resolved_at: datetime, timezone_name: str) -> datetime:
     """When the thank-you note is due (UTC): `local_time` on the local day `delay` after the
