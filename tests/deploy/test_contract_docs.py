@@ -2,6 +2,8 @@
 models, not stale, and every example record in the contract does what the contract says."""
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import re
 
@@ -125,6 +127,10 @@ def test_every_reason_the_code_can_give_is_documented_with_an_invalid_example():
     handlers = (ROOT / "services" / "compensation" / "handlers.py").read_text(encoding="utf-8")
     reasons |= set(re.findall(r'_refuse\([^)]*?"(\w+)"', handlers))
     reasons |= {m for pair in re.findall(r'code = "(\w+)" if .* else "(\w+)"', handlers) for m in pair}
+    # compensation's refusals of approval answers: the codes `check_answer` can return
+    approvals = importlib.import_module("services.compensation.domain.approvals")
+    named = set(re.findall(r"\b[A-Z][A-Z_]+\b", inspect.getsource(approvals.check_answer)))
+    reasons |= {value for name in named if isinstance(value := getattr(approvals, name, None), str)}
     assert {"empty", "not_json", "invalid_fields", "unknown_decision", "approver_not_authorised"} <= reasons
     text = contract_docs.CONTRACT_MD.read_text(encoding="utf-8")
     with_examples = {e.reason for e in contract_docs.examples()}
