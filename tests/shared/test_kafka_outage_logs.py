@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 
 from shared.resilience import KAFKA, LIBRARY_REPEATS, DependencyWatch, RepeatFolder
 from shared.service import setup_logging
+from tests.shared.test_logging_setup import restored_logging  # noqa: F401 (a fixture)
 from tests.support.tcp_proxy import TcpProxy
 
 # (module, level, template, args) as aiokafka 0.14 logs them while the broker is away; each
@@ -38,10 +39,8 @@ OUTAGE_RECORDS = [
 
 
 @pytest.fixture
-def log_to():
+def log_to(restored_logging):
     """setup_logging on a StringIO at a level; the root's handlers and level restored afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
     LIBRARY_REPEATS.reset()
 
     def setup(level_name: str = "INFO") -> io.StringIO:
@@ -50,12 +49,6 @@ def log_to():
         return out
 
     yield setup
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    logging.captureWarnings(False)
     LIBRARY_REPEATS.reset()
 
 
