@@ -279,24 +279,15 @@ async def customers_in_retention(conn: asyncpg.Connection) -> int:
     )
 
 
-# A case's classification and its activity; a customer's planning, sending and survey answers.
-# Cases are locked before customers. The ids are those followup took before shared.locks existed.
+# Taken through the Batch (`batch.lock`, `batch.try_lock` when firing), cases before customers,
+# each set in sorted order. The ids are those followup took before shared.locks existed.
+# - A case's lock serialises its classification and its activity, which may arrive through two
+#   instances at once: without it a resolution held for a missing case and the case's first
+#   classification each commit without seeing the other, and the resolution is never applied.
+# - A customer's lock serialises planning, sending and survey answers for one customer across
+#   partitions: two cases resolved at once must still see each other's survey.
 CASE_LOCKS = AdvisoryLocks("followup:case")
 CUSTOMER_LOCKS = AdvisoryLocks("followup:customer")
-
-
-async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> None:
-    """Serialises a case's classification and its activity, which may arrive through two instances
-    at once: without it a resolution held for a missing case and the case's first classification
-    each commit without seeing the other, and the resolution is never applied. Cases are locked
-    before customers, in sorted order."""
-    await CASE_LOCKS.lock(conn, case_ids)
-
-
-async def lock_customers(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> None:
-    """Serialises planning for one customer across partitions: two cases resolved at once must
-    still see each other's survey. Locks are taken in sorted order so two batches never deadlock."""
-    await CUSTOMER_LOCKS.lock(conn, customer_ids)
 
 
 async def customers_of_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> list[str]:
@@ -304,11 +295,6 @@ async def customers_of_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) 
         f"SELECT DISTINCT customer_id FROM {SCHEMA}.cases WHERE case_id = ANY($1::text[])", list(set(case_ids))
     )
     return [r["customer_id"] for r in rows]
-
-
-async def try_lock_customers(conn: asyncpg.Connection, customer_ids: Iterable[str]) -> set[str]:
-    """Locks those of these customers nobody else holds right now; never waits (see handlers.fire)."""
-    return await CUSTOMER_LOCKS.try_lock(conn, customer_ids)
 
 
 async def customers_of_followups(conn: asyncpg.Connection, followup_ids: Iterable[str]) -> dict[str, str]:

@@ -77,7 +77,7 @@ class Intake:
 
     async def predict_batch(self, batch: Batch, complaints: Sequence[Complaint]) -> dict[str, Prediction | None]:
         """The Inbox's `prepare` step: the model's opinions of the batch's new complaints, in one call
-        (far cheaper than one per complaint), then the batch's case locks (see store.lock_cases).
+        (far cheaper than one per complaint), then the batch's case locks (see store.CASE_LOCKS).
         Returns the opinions by event id: the batch's `batch.state`, from which `record` takes its
         complaint's (only a cache: a complaint missing from it is predicted alone)."""
         predicted = dict(zip((c.event_id for c in complaints), self.predictions(complaints)))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 
 import asyncpg
 
@@ -51,18 +50,13 @@ MIGRATIONS = [
 
 
 # One lock per case: its complaints are counted and recorded one transaction at a time, also
-# the first ones, before the case has a row to lock.
+# the first ones, before the case has a row to lock. Taken for a batch's cases at once, in sorted
+# order, through the Batch (`batch.lock`), so two batches never wait on each other in a circle.
 CASE_LOCKS = AdvisoryLocks("intake:case")
 
 
-async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> None:
-    """The right to record complaints on these cases, held until commit; taken for a batch's cases
-    at once, in sorted order, so two batches never wait on each other in a circle."""
-    await CASE_LOCKS.lock(conn, case_ids)
-
-
 async def earlier_complaints(conn: asyncpg.Connection, case_id: str) -> int:
-    """How many complaints the case has had; call it holding the case's lock (`lock_cases`)."""
+    """How many complaints the case has had; call it holding the case's lock (`CASE_LOCKS`)."""
     count = await conn.fetchval(f"SELECT complaints FROM {SCHEMA}.cases WHERE case_id = $1", case_id)
     return count or 0
 

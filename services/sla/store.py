@@ -1,6 +1,6 @@
 """The sla service's tables: one row per case, one per clock, and activity that came before its case.
 
-Everything about one case is done under a per-case advisory lock (`lock_case`), so a timer firing
+Everything about one case is done under a per-case advisory lock (`CASE_LOCKS`), so a timer firing
 in one instance and an activity handled in another never interleave. Timers themselves live in the
 shared `timers` table (shared.timers); a clock row lists the keys of its armed timers.
 """
@@ -79,24 +79,10 @@ MIGRATIONS = [
 ]
 
 FREE_TEXT_FIELDS = {"description", "resolution", "root_cause", "improvement"}
-# One lock per case, taken by every change to a case and every timer firing on one. The namespace
-# is the bare service name: the lock ids are those sla took before shared.locks existed.
+# One lock per case, taken by every change to a case and every timer firing on one (through the
+# Batch: `batch.lock` for a batch's events, `batch.try_lock` when firing timers, which never waits).
+# The namespace is the bare service name: the lock ids are those sla took before shared.locks existed.
 CASE_LOCKS = AdvisoryLocks("sla")
-
-
-async def lock_case(conn: asyncpg.Connection, case_id: str) -> None:
-    """Waits for, then holds until commit, the right to change this case."""
-    await CASE_LOCKS.lock(conn, [case_id])
-
-
-async def lock_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> None:
-    """`lock_case` for a batch of events, in sorted order: two batches never wait on each other in a circle."""
-    await CASE_LOCKS.lock(conn, case_ids)
-
-
-async def try_lock_cases(conn: asyncpg.Connection, case_ids: Sequence[str]) -> set[str]:
-    """Locks those of these cases nobody else is changing right now; never waits (see handlers)."""
-    return await CASE_LOCKS.try_lock(conn, case_ids)
 
 
 # ---------- reading ----------
