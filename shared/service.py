@@ -23,16 +23,18 @@ from prometheus_client import REGISTRY, make_asgi_app
 from pydantic import BaseModel
 
 from shared import db, kafka, resilience
+from shared.batch import Batch
 from shared.events import REJECTED, ComplaintRejected
 from shared.inbound import Inbox
 from shared.metrics import service_metrics
 from shared.outbox import OutboxRelay
 from shared.policy import LoadedPolicy, PolicyHolder
 from shared.settings import Settings, get_settings
-from shared.timers import FireBatch, FireOne, TimerEngine
+from shared.timers import FireBatch, FireOne, Timer, TimerEngine
 
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=BaseModel)
+GAUGE_REFRESH_SECONDS = 5.0  # how often `ServiceRuntime.gauges` reads the tables
 
 
 def _version() -> str:
@@ -174,6 +176,21 @@ class ServiceRuntime:
     def timers(self, *, fire_one: FireOne, fire_batch: FireBatch | None = None) -> None:
         self._timer_specs.append({"fire_one": fire_one, "fire_batch": fire_batch})
 
+    def fire_timers(self, fire: Callable[[Batch, list[Timer]], Awaitable[None]], *, in_batches: bool = True) -> None:
+        """The service's timers, fired by `fire(batch, due)`: each claim of due timers (or, with
+        `in_batches=False` and on a retry, each timer alone) is one `Batch` of its own, committed
+        (its `before_commit` steps, then its outbox rows) when `fire` returns, in the transaction
+        that claimed them."""
+        async def fire_batch(conn: asyncpg.Connection, due: Sequence[Timer]) -> None:
+            batch = Batch(conn, self.schema, self.name)
+            await fire(batch, list(due))
+            await batch.commit()
+
+        async def fire_one(conn: asyncpg.Connection, timer: Timer) -> None:
+            await fire_batch(conn, [timer])
+
+        self.timers(fire_one=fire_one, fire_batch=fire_batch if in_batches else None)
+
     def on_startup(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._startup.append(hook)
 
@@ -182,6 +199,26 @@ class ServiceRuntime:
             self._spawn(work())
 
         self._startup.append(start)
+
+    def gauges(self, refresh: Callable[[asyncpg.Connection], Awaitable[None]], every: float = GAUGE_REFRESH_SECONDS) -> None:
+        """Runs `refresh(conn)` every `every` seconds (5 by default) in the background, on a pooled
+        connection, to set the service's gauges from its tables. A database outage is one line when
+        it starts and one when it ends (`dependency_watch("gauges")`), never a stopped loop."""
+        async def loop() -> None:
+            watch = self.dependency_watch("gauges")
+            while True:
+                try:
+                    assert self.pool is not None
+                    async with self.pool.acquire() as conn:
+                        await refresh(conn)
+                    watch.succeeded()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    watch.failed(exc)
+                await asyncio.sleep(every)
+
+        self.background(loop)
 
     def dependency_watch(self, loop: str, dependencies: Sequence[str] = (resilience.POSTGRES,)) -> resilience.DependencyWatch:
         """For a service's own retrying loop (a gauge refresher): report each round with
