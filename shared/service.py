@@ -88,7 +88,7 @@ def setup_logging(level: str = "INFO", stream: Any = None) -> logging.Handler:
 
 class ServiceRuntime:
     """One service's process: `name` names its metrics, consumer groups and logs; its tables live
-    in the PostgreSQL schema `schema` (default: `name`); `/metrics` and `/healthz` answer on `port`
+    in the PostgreSQL schema `schema` (default: `name`); `/metrics`, `/livez`, `/readyz` (and `/healthz`) answer on `port`
     unless the METRICS_PORT setting says otherwise. A service's app.py passes its entry of
     services/registry.py."""
 
@@ -123,7 +123,8 @@ class ServiceRuntime:
         self.broker = kafka.make_broker(self.settings, middlewares=[middleware], logger=logging.getLogger(BROKER_LOGGER))
         self.app = AsgiFastStream(
             self.broker,
-            asgi_routes=[("/metrics", make_asgi_app(REGISTRY)), ("/healthz", self._healthz)],
+            asgi_routes=[("/metrics", make_asgi_app(REGISTRY)), ("/livez", self._livez), ("/readyz", self._healthz),
+                         ("/healthz", self._healthz)],
             on_startup=[self._start],
             after_shutdown=[self._stop],
             specification=AsyncAPI(
@@ -356,6 +357,9 @@ class ServiceRuntime:
 
     # ---------- health ----------
     async def health(self) -> tuple[bool, dict[str, Any]]:
+        """Readiness: (ready, checks). Ready when the broker and the database answer within 2 s
+        each; the checks also name the policy versions in force, the loops retrying an outage
+        and the policy files whose last edit was refused (the last good one stays in force)."""
         checks: dict[str, Any] = {"service": self.name}
         try:
             checks["kafka"] = bool(await self.broker.ping(timeout=2.0))
@@ -369,6 +373,7 @@ class ServiceRuntime:
             checks["database"] = False
         if down := resilience.retrying(self.name):
             checks["retrying"] = down  # loops waiting out an outage with backoff, e.g. {"postgres": ["timers"]}
+        checks["policies"] = {h.path.name: h.current().version for h in self._policies}  # the versions in force
         stale = [h.path.name for h in self._policies if h.last_error]
         if stale:
             checks["policy_errors"] = stale  # still healthy: the last good policy is in force
@@ -376,12 +381,32 @@ class ServiceRuntime:
         checks["status"] = "ok" if ok else "unavailable"
         return ok, checks
 
+    def liveness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether restarting the process could help: False when one of its own loops (the outbox
+        relay, a timer engine, a policy watch or gauge loop) has stopped with an error. It never
+        asks the broker or the database: their outages are waited out with backoff inside the loops
+        (`health` reports them), and restarting every pod during one would only add a storm of
+        reconnections to it."""
+        loops = [("outbox relay", self._relay_task)] + [("timers", t) for t in self._timer_tasks] + [
+            ("background", t) for t in self._tasks]
+        stopped = sorted({name for name, task in loops
+                          if task is not None and task.done() and not task.cancelled() and task.exception() is not None})
+        checks: dict[str, Any] = {"service": self.name, "status": "stopped" if stopped else "ok"}
+        if stopped:
+            checks["stopped_loops"] = stopped
+        return not stopped, checks
+
+    async def _livez(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """GET /livez, the liveness probe: 200 while the process and its loops run (see
+        `liveness`), 503 with the stopped loops otherwise."""
+        ok, checks = self.liveness()
+        await _answer(send, ok, checks)
+
     async def _healthz(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """GET /readyz (and /healthz, its older name), the readiness probe: 200 when the broker and
+        the database answer within 2 s, 503 otherwise (see `health`)."""
         ok, checks = await self.health()
-        body = json.dumps(checks).encode()
-        await send({"type": "http.response.start", "status": 200 if ok else 503,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, ok, checks)
 
     # ---------- running ----------
     def run(self) -> None:
@@ -391,3 +416,10 @@ class ServiceRuntime:
         # log_config=None: uvicorn keeps its hands off logging (no handler, format or colour of its own).
         uvicorn.run(self.app, host="0.0.0.0", port=self.port, log_level="warning", lifespan="on",
                     timeout_graceful_shutdown=20, log_config=None)
+
+
+async def _answer(send: Any, ok: bool, checks: dict[str, Any]) -> None:
+    """An ASGI JSON answer: 200 when `ok`, else 503."""
+    await send({"type": "http.response.start", "status": 200 if ok else 503,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": json.dumps(checks).encode()})
