@@ -610,7 +610,7 @@ def _where(database_url: str) -> str:
 
 def show(case_id: str, as_json: bool, database_url: str) -> None:
     """`helpdesk case show`: the human view, or with `as_json` the raw rows as JSON. Exit 1 when no
-    service knows the case or the database cannot be reached (a message, no traceback)."""
+    service knows the case, 2 when the database cannot be reached (a message, no traceback)."""
     import asyncio
 
     import asyncpg
@@ -622,7 +622,7 @@ def show(case_id: str, as_json: bool, database_url: str) -> None:
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         typer.secho(f"cannot read the case from PostgreSQL at {_where(database_url)}: {type(exc).__name__}: {exc}",
                     err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None  # unreachable: the exit status of every `helpdesk` command (services/cli.py)
     if not rows:
         typer.secho(f"case {case_id} not found: no service has a row for it in {_where(database_url)}",
                     err=True, fg=typer.colors.RED)

@@ -21,6 +21,25 @@ app.add_typer(rejected_cli.app, name="rejected")
 app.add_typer(case_app, name="case")
 app.add_typer(classifier_cli.app, name="classifier")
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"helpdesk {version('helpdesk-recovery')}")
+        except PackageNotFoundError:
+            typer.echo("helpdesk (not installed as a package: run `make install`)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the installed version and exit."),
+) -> None:
+    """Service-recovery helpdesk: policies, local stack, cases, rejected events."""
+
+
 @policy_app.command("validate")
 def validate(
     files: list[Path] = typer.Argument(..., help="Policy files, e.g. config/sla.yaml"),
@@ -94,7 +113,7 @@ def case_show(
     as_json: bool = typer.Option(False, "--json", help="the raw rows of every service as JSON instead of the timeline"),
 ) -> None:
     """One case as the services know it: header, SLA clocks, compensation, follow-ups and a timeline
-    (times in UTC, due times also in the customer's zone). Exit 1 for an unknown case."""
+    (times in UTC, due times also in the customer's zone). Exit 1 for an unknown case, 2 when PostgreSQL is unreachable."""
     from services import case_cli
 
     case_cli.show(case_id, as_json, _settings().database_url)
@@ -116,8 +135,58 @@ def simulate(
     simulate_cli.run(rate, duration, seed, drain, settings=_settings())
 
 
+UNREACHABLE_EXIT = 2  # a server the command needs did not answer (1: the command's own refusal)
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """One line naming what could not be reached, when `exc` (or its cause, or one exception of a
+    group) is a failure to connect to Kafka or PostgreSQL; None for any other error. The addresses
+    come from the settings (host and port only: never a password)."""
+    import asyncpg
+    from aiokafka.errors import KafkaConnectionError
+
+    settings = _settings()
+    seen: list[BaseException] = []
+    pending = [exc]
+    while pending:
+        one = pending.pop()
+        if one is None or any(one is s for s in seen):
+            continue
+        seen.append(one)
+        if isinstance(one, BaseExceptionGroup):
+            pending.extend(one.exceptions)
+        pending.extend([one.__cause__, one.__context__])
+    for one in seen:
+        if isinstance(one, KafkaConnectionError):
+            return f"Kafka is unreachable at {settings.kafka_bootstrap_servers} ({type(one).__name__})"
+    for one in seen:
+        if isinstance(one, (asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
+                            asyncpg.TooManyConnectionsError, asyncpg.InvalidPasswordError,
+                            asyncpg.InvalidCatalogNameError, ConnectionError, TimeoutError, OSError)):
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(settings.database_url)
+            where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+            return (f"a server is unreachable ({type(one).__name__}: {one}); PostgreSQL is configured at {where}, "
+                    f"Kafka at {settings.kafka_bootstrap_servers}")
+    return None
+
+
 def main() -> None:
-    app()
+    """The `helpdesk` entry point: the Typer app, with a server that does not answer reported as
+    one line on stderr and exit status 2 instead of a traceback."""
+    import logging
+
+    # aiokafka logs each failed connection attempt itself; the one line below says it once.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        app()
+    except Exception as exc:
+        line = unreachable(exc)
+        if line is None:
+            raise
+        typer.secho(f"helpdesk: {line}", err=True, fg=typer.colors.RED)
+        sys.exit(UNREACHABLE_EXIT)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import os
 import sys
 import unicodedata
@@ -149,16 +150,25 @@ def rejected_list(
     topic: str | None = typer.Option(None, help="only records from this inbound topic (with or without the prefix)"),
     case_id: str | None = typer.Option(None, "--case", help="only this case"),
     limit: int = typer.Option(50, min=1, help="at most this many (at least 1), newest last"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line (the rejection events as "
+                                 "published, without `raw`) instead of the table"),
 ) -> None:
     """List rejected records with their reasons, oldest first and newest last; times in UTC.
 
-    Text from the records (case ids, errors) is shown with control characters escaped (`\\x1b`)."""
+    Text from the records (case ids, errors) is shown with control characters escaped (`\\x1b`).
+    With `--json`, one line per rejection: the event's fields (no `raw`: the original bytes may hold
+    personal data; `helpdesk rejected replay` uses them) plus `rejected_at` in UTC."""
     from rich.table import Table
     from rich.text import Text
 
     reason, topic = checked_filters(reason, topic)
     events = [e for e in read_rejected() if matches(e, reason, topic, case_id)]
     shown = events[-limit:]
+    if as_json:
+        for e in shown:
+            fields = {k: v for k, v in e.items() if k != "raw" and not k.startswith("_")}
+            typer.echo(json.dumps({**fields, "rejected_at": utc_text(e)}, ensure_ascii=True, sort_keys=True))
+        return
     table = Table(title=f"{len(events)} rejected record(s)" + (f", showing the last {len(shown)}" if len(shown) < len(events) else ""))
     for col in ("rejected at (UTC)", "topic", "partition@offset", "case", "reason", "errors", "by"):
         table.add_column(col, no_wrap=col == "rejected at (UTC)")
@@ -225,7 +235,7 @@ def _int(value: Any) -> int:
 def inbound_parsers() -> dict[str, list[Callable[[bytes | None], Any]]]:
     """For each inbound topic, the parser of every service that consumes it (the functions their
     handlers use): a record is accepted only if all of them accept it."""
-    from services.compensation.handlers import parse_answer, parse_classified as compensation_classified
+    from services.compensation.contract import parse_answer, parse_classified as compensation_classified
     from services.intake.contract import parse_complaint
     from shared.events import CASE_ACTIVITY, CLASSIFIED, COMPENSATION_APPROVALS, COMPLAINTS
     from shared.inbound import parse_activity, parse_classified

@@ -19,7 +19,11 @@ async def read_topic(settings: Settings, name: str, *, limit: int | None = None,
     `_key`. With `positions`, also `_partition`, `_offset` and `_timestamp` (the record's Kafka
     timestamp, milliseconds since the Unix epoch)."""
     consumer = AIOKafkaConsumer(**client_args(settings), enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # closes what the failed start opened (no "Unclosed AIOKafkaConsumer")
+        raise
     try:
         topic = settings.topic(name)
         if topic not in await consumer.topics():

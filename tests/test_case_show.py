@@ -233,7 +233,7 @@ async def test_an_unknown_case_is_a_message_and_exit_1(ns):
 
 def test_an_unreachable_database_is_a_message_not_a_traceback():
     result = runner.invoke(app, ["case", "show", CASE], env={"DATABASE_URL": "postgresql://u:secret@127.0.0.1:9/x"})
-    assert result.exit_code == 1 and "cannot read the case from PostgreSQL at 127.0.0.1:9/x" in result.output
+    assert result.exit_code == 2 and "cannot read the case from PostgreSQL at 127.0.0.1:9/x" in result.output
     assert "secret" not in result.output and isinstance(result.exception, SystemExit), "no traceback"
 
 

@@ -72,6 +72,13 @@ async def test_list_is_oldest_first_across_partitions_with_times_in_utc(ns):
     assert [c for c in re.findall(r"CRM-T\d", last_two.output)] == cases[-2:]
     assert "showing the last 2" in last_two.output
 
+    as_json = await invoke(ns, "rejected", "list", "--json", "--limit", "3")
+    assert as_json.exit_code == 0, as_json.output
+    lines = [json.loads(line) for line in as_json.output.splitlines()]
+    assert [line["case_id"] for line in lines] == cases[-3:]
+    assert lines[-1]["rejected_at"] == "2026-11-29 17:08:11Z" and lines[-1]["reason"] == "not_json"
+    assert all("raw" not in line for line in lines), "the original bytes may hold personal data"
+
 
 async def test_replay_needs_a_filter_or_a_confirmed_all(ns):
     await ensure_topics(ns.settings(), (REJECTED, COMPLAINTS))
