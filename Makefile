@@ -3,19 +3,29 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/dev.lock | sha1sum | cut -c1-12)
 
 MODELS := .models
 TABLE := $(MODELS)/static-e5/manifest.json
 CLASSIFIER := $(MODELS)/classifier.joblib
 
-.PHONY: venv model stack-up stack-down stack-status tools test test-unit demo chaos bench clean contract
+.PHONY: lock venv model stack-up stack-down stack-status tools test test-unit demo chaos bench clean contract
 
-$(STAMP): pyproject.toml
+## The exact versions of requirements/dev.lock (hash-checked), then this project itself.
+$(STAMP): pyproject.toml requirements/dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e ".[test]"
+	@$(PY) -m pip install -q --require-hashes -r requirements/dev.lock
+	@$(PY) -m pip install -q --no-deps -e .
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+## After editing pyproject.toml's dependencies: pin them again (uv, from PyPI), every platform, with hashes.
+lock: $(STAMP)
+	@$(PY) -m pip install -q "uv>=0.5,<1"
+	@$(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 --quiet \
+	  --custom-compile-command "make lock" -o requirements/runtime.lock
+	@$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra bench --generate-hashes --universal \
+	  --python-version 3.11 --quiet --custom-compile-command "make lock" -o requirements/dev.lock
 
 venv: $(STAMP)
 
@@ -68,7 +78,6 @@ chaos: venv model tools stack-up
 
 ## Benchmarks, each figure a ratio against a baseline measured in the same run (docs/benchmarks.md).
 bench: venv model stack-up
-	@$(PY) -m pip install -q -e ".[test,bench]"
 	@$(PY) -m tests.benchmarks.run $(BENCH_ARGS)
 
 clean:
