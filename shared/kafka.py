@@ -87,7 +87,7 @@ def client_args(settings: Settings) -> dict[str, Any]:
     if args["security_protocol"].startswith("SASL"):
         args["sasl_mechanism"] = settings.kafka_sasl_mechanism.upper()
         args["sasl_plain_username"] = settings.kafka_sasl_username
-        args["sasl_plain_password"] = settings.kafka_sasl_password
+        args["sasl_plain_password"] = settings.sasl_password()
     return args
 
 
@@ -99,7 +99,7 @@ def broker_security(settings: Settings) -> BaseSecurity | None:
         kind = kinds[settings.kafka_sasl_mechanism.upper()]
         return kind(
             username=settings.kafka_sasl_username or "",
-            password=settings.kafka_sasl_password or "",
+            password=settings.sasl_password() or "",
             ssl_context=context,
             use_ssl=protocol == "SASL_SSL",
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"  # or SCRAM-SHA-256, PLAIN
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
+    kafka_sasl_password: SecretStr | None = None  # shown as '**********' in any repr or log
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     timer_poll_interval: float = 0.2  # seconds between looks for due timers: bounds fire lag
     policy_check_interval: float = 1.0  # seconds between looks at policy files for edits
     log_level: str = "INFO"
+
+    def sasl_password(self) -> str | None:
+        """The SASL password in clear, for the Kafka client only (the field is a SecretStr)."""
+        return None if self.kafka_sasl_password is None else self.kafka_sasl_password.get_secret_value()
 
     def topic(self, name: str) -> str:
         return f"{self.helpdesk_topic_prefix}{name}"
