@@ -10,6 +10,7 @@ import logging
 import re
 import zlib
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
@@ -40,6 +41,17 @@ CREATE TABLE IF NOT EXISTS {schema}.timers (
 );
 CREATE INDEX IF NOT EXISTS timers_due_at ON {schema}.timers (due_at);
 """
+
+
+# Idempotent DDL every start applies after the versioned migrations (cheap once done). A BRIN
+# index on processed_at: the inbox inserts in time order, so a few pages of summary let the prune
+# find old ids without the cost of a second B-tree on the hot insert path.
+COMMON_EVERY_START = """
+CREATE INDEX IF NOT EXISTS processed_events_processed_at
+    ON {schema}.processed_events USING brin (processed_at);
+"""
+
+PRUNE_CHUNK = 10_000  # rows per DELETE: short transactions, no long lock on the inbox's table
 
 
 def check_schema(schema: str) -> str:
@@ -74,6 +86,7 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations: Sequence[tuple[in
             await conn.execute(sql.format(schema=schema))
             await conn.execute(f"INSERT INTO {schema}.schema_version (version) VALUES ($1)", version)
             applied += 1
+        await conn.execute(COMMON_EVERY_START.format(schema=schema))
     if applied:
         log.info("schema %s: applied %d migration(s)", schema, applied)
     return applied
@@ -90,3 +103,28 @@ async def first_times(conn: asyncpg.Connection, schema: str, event_ids: Sequence
         list(event_ids),
     )
     return {row["event_id"] for row in rows}
+
+
+async def prune_processed_events(pool: asyncpg.Pool, schema: str, older_than: datetime,
+                                 chunk: int = PRUNE_CHUNK) -> int:
+    """Forgets the inbound event ids recorded before `older_than` (zone-aware), `chunk` rows per
+    transaction so the inbox never waits long; returns how many were deleted.
+
+    Why not daily partitions dropped whole: the table's primary key on `event_id` is what makes a
+    redelivery a no-op, and PostgreSQL enforces a unique key across partitions only when it
+    includes the partition key (the day), which would let the same id in again the next day."""
+    check_schema(schema)
+    if older_than.tzinfo is None:
+        raise ValueError("older_than must be zone-aware")
+    total = 0
+    while True:
+        async with pool.acquire() as conn:
+            deleted = await conn.fetchval(
+                f"WITH gone AS (DELETE FROM {schema}.processed_events WHERE ctid = ANY(ARRAY("
+                f"SELECT ctid FROM {schema}.processed_events WHERE processed_at < $1 LIMIT $2)) RETURNING 1) "
+                "SELECT count(*) FROM gone",
+                older_than, chunk,
+            )
+        total += deleted
+        if deleted < chunk:
+            return total

@@ -29,6 +29,7 @@ from shared.inbound import Inbox
 from shared.metrics import service_metrics
 from shared.outbox import OutboxRelay
 from shared.policy import LoadedPolicy, PolicyHolder
+from shared.retention import InboxRetention
 from shared.settings import Settings, get_settings
 from shared.timers import FireBatch, FireOne, Timer, TimerEngine
 
@@ -111,6 +112,7 @@ class ServiceRuntime:
         self.producer = None
         self.inbox: Inbox | None = None
         self.relay: OutboxRelay | None = None
+        self.retention: InboxRetention | None = None
         self.timer_engines: list[TimerEngine] = []
         self._timer_specs: list[dict[str, Any]] = []
         self._relay_task: asyncio.Task[None] | None = None  # these two finish their batch on shutdown
@@ -250,6 +252,9 @@ class ServiceRuntime:
             self._timer_tasks.append(asyncio.ensure_future(engine.run()))
         self._spawn(self._watch_policies())
         self._spawn(self._measure_consumer_lag())
+        self.retention = InboxRetention(self.pool, self.schema, self.name, s.processed_events_retention,
+                                        s.processed_events_prune_interval, self.dependency_watch("retention"))
+        self._spawn(self.retention.run())
         for hook in self._startup:
             await hook()
         log.info("%s started (pid %d, metrics on :%d)", self.name, os.getpid(), self.port)

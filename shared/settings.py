@@ -1,11 +1,15 @@
 """Configuration from the environment (names fixed by the contract)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.durations import parse_duration
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DATABASE_URL = "postgresql://helpdesk:helpdesk@127.0.0.1:55432/helpdesk"
@@ -45,6 +49,11 @@ class Settings(BaseSettings):
     timer_poll_interval: float = 0.2  # seconds between looks for due timers: bounds fire lag
     policy_check_interval: float = 1.0  # seconds between looks at policy files for edits
     log_level: str = "INFO"
+    # How long an inbound event id is remembered for de-duplication (shared/inbox_retention.py): a
+    # duration ('7d', '36h'). Keep it at least the inbound topics' retention (Kafka's default is 7
+    # days): a record redelivered after its id was forgotten would be handled again.
+    processed_events_retention: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(days=7)
+    processed_events_prune_interval: float = Field(default=600.0, gt=0)  # seconds between prunes
 
     def sasl_password(self) -> str | None:
         """The SASL password in clear, for the Kafka client only (the field is a SecretStr)."""
