@@ -1,5 +1,17 @@
-"""The compensation service's events: approvals in (helpdesk.compensation-approvals.v1), decisions out
-(helpdesk.compensation.v1). Field names are the CRM contract: add, never rename.
+"""The compensation service's contract (docs/contract.md): what it reads and what it publishes.
+Field names are the CRM contract: add, never rename.
+
+In:
+- helpdesk.complaints.classified.v1: `complaint.classified` (shared.events.ComplaintClassified), read
+  by `parse_classified`, which, unlike sla's and followup's, refuses a record that leaves out its type;
+- helpdesk.compensation-approvals.v1: `compensation.approved` / `compensation.denied`
+  (`ApprovalAnswer`), read by `parse_answer`;
+- helpdesk.case-activity.v1: only `case.reopened` (shared.events.CaseReopened), read by `parse_reopened`.
+
+Out:
+- helpdesk.compensation.v1: `CompensationEvent`, built by `decision_event` (granted, pending_approval,
+  none), `settled_event` (approved, denied) and `escalated_event` (pending_approval, escalated);
+- helpdesk.complaints.rejected.v1: an approver's answer that does not count, built by `refused_answer_event`.
 
 Amounts go out as JSON numbers in the currency's minor units (185 JPY, 15.00 USD, 1.852 BHD): the
 domain computes them as exact decimals, rounded half-up (domain/money.py), and only here do they
@@ -8,13 +20,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.events import Id, Outbound, ShortText, Timestamp
+from shared import inbound
+from shared.events import CaseReopened, ComplaintClassified, ComplaintRejected, Id, Outbound, ShortText, Timestamp
+from shared.inbound import RecordRef, parse_event, rejected_event
 
 from .domain import Decision, json_number
+
+__all__ = [
+    "APPROVAL_TYPES", "ApprovalAnswer", "Approver", "CaseReopened", "CompensationEvent", "ComplaintClassified",
+    "decision_event", "decision_fields", "decision_id_for", "escalated_event", "parse_answer", "parse_classified",
+    "parse_reopened", "refused_answer_event", "settled_event",
+]
 
 APPROVAL_TYPES = ("compensation.approved", "compensation.denied")
 
@@ -52,6 +73,25 @@ class ApprovalAnswer(BaseModel):
         return self.type == "compensation.approved"
 
 
+# ---------- In ----------
+# Compensation, unlike sla and followup, refuses a complaint.classified that does not say its type.
+parse_classified = partial(inbound.parse_classified, type_required=True)
+parse_classified.__doc__ = """A `complaint.classified` record's value → ComplaintClassified, or RejectedInput
+(`unknown_type` when its `type` is missing or another; see shared.inbound.parse_classified)."""
+
+
+def parse_answer(raw: bytes | None) -> ApprovalAnswer:
+    """An approval answer record's value → ApprovalAnswer, or RejectedInput (empty, not_json,
+    unknown_type, invalid_fields; docs/contract.md, "Rejected records")."""
+    return parse_event(raw, ApprovalAnswer, APPROVAL_TYPES)
+
+
+def parse_reopened(raw: bytes | None) -> CaseReopened:
+    """A case-activity record's value → CaseReopened, or RejectedInput for any other type or a bad record."""
+    return parse_event(raw, CaseReopened, ("case.reopened",))
+
+
+# ---------- Out ----------
 def decision_fields(decision: Decision, decision_id: str, customer_id: str) -> dict[str, Any]:
     """The fields every compensation event carries, null where a decision has none (never left out)."""
     return {
@@ -117,3 +157,16 @@ def escalated_event(stored: dict[str, Any], to_role: str, level: int, causation_
     event = Outbound(type="compensation.pending_approval", case_id=stored["case_id"], causation_id=causation_id,
                      occurred_at=occurred_at, authority=to_role, escalated=True, escalation_level=level, **fields)
     return event.model_dump(mode="json")
+
+
+def refused_answer_event(ref: RecordRef, answer: ApprovalAnswer, reason: str, explanation: str, service: str,
+                         topic_prefix: str = "", stored: dict[str, Any] | None = None) -> ComplaintRejected:
+    """The rejected event reporting an approver's answer that does not count: `reason` is the refusal
+    code (domain/approvals.py), `explanation` its one error line. It names the answer's `decision_id`;
+    an answer that left `case_id` out is reported with the case of the decision it named (`stored`,
+    when that decision exists), so that `helpdesk rejected list --case` finds it."""
+    event = rejected_event(ref, reason, [explanation], service, topic_prefix)
+    event.decision_id = answer.decision_id
+    if answer.case_id is None and stored is not None:
+        event.case_id = stored["case_id"]
+    return event

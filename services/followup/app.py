@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from services import registry
 from services.followup import handlers, store
+from services.followup.service import Followups
 from services.followup.contract import FollowupsTopicEvent
 from services.followup.policy import FollowupPolicy
 from shared import kafka
@@ -14,7 +15,7 @@ from shared.settings import Settings
 def build(settings: Settings | None = None) -> ServiceRuntime:
     runtime = registry.FOLLOWUP.runtime(migrations=store.MIGRATIONS, settings=settings)
     policy = runtime.policy("followup.yaml", FollowupPolicy)
-    followups = handlers.Followups(runtime, policy)
+    followups = Followups(runtime, policy)
     runtime.set_context("followups", followups)
     # One consumer for both topics: two subscribers sharing a consumer group rebalance against each
     # other at start-up, and the first one was seen to stop receiving afterwards. Its group is
@@ -26,8 +27,8 @@ def build(settings: Settings | None = None) -> ServiceRuntime:
         group_id=runtime.settings.consumer_group(runtime.name, "inbound"),
         title="followup.inbound", **kafka.consumer_options(runtime.settings),
     )(handlers.on_inbound)
-    runtime.timers(fire_one=followups.fire_one, fire_batch=followups.fire)
-    runtime.background(followups.watch_retention)
+    runtime.fire_timers(followups.fire, in_batches=True)
+    runtime.gauges(followups.refresh_gauges)
     runtime.documents(FOLLOWUPS, FollowupsTopicEvent,
                       "followup.scheduled, followup.due, followup.cancelled, followup.skipped")
     return runtime

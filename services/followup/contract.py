@@ -1,17 +1,45 @@
-"""Events of the followup service (helpdesk.followups.v1), see docs/contract.md."""
+"""What the followup service reads and writes; the contract document is docs/contract.md.
+
+In: `complaint.classified` on helpdesk.complaints.classified.v1 (`parse_classified`) and case
+activity on helpdesk.case-activity.v1 (`parse_activity`: `case.resolved`, `case.reopened`,
+`customer.returned`, `survey.answered`; the other types are the sla service's business). Both
+parsers and models are shared with the other services and re-exported here from shared/.
+
+Out: helpdesk.followups.v1: `followup.scheduled`, `followup.due`, `followup.cancelled`,
+`followup.skipped` (`FollowupsTopicEvent` is the shape of every one), built from the domain's
+results by the builders at the end of this module.
+"""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
 
-from shared.events import Outbound
-
-FollowupKind = Literal["thank_you_note", "retention_checkin", "satisfaction_survey", "improvement_notice"]
-FOLLOWUP_KINDS: tuple[FollowupKind, ...] = (
-    "thank_you_note", "retention_checkin", "satisfaction_survey", "improvement_notice",
+from services.followup.domain import PendingFollowup, PlannedFollowup, SkippedFollowup
+from services.followup.policy import FOLLOWUP_KINDS, FollowupChannel, FollowupKind  # noqa: F401  (re-exported: Out)
+from shared.events import (  # noqa: F401  (re-exported: the events this service reads)
+    CLASSIFIED, CASE_ACTIVITY, FOLLOWUPS, CaseReopened, CaseResolved, ComplaintClassified, CustomerReturned, Outbound,
+    SurveyAnswered,
 )
-# `mail` is a handwritten note an agent writes and posts; the others are sent by the CRM.
-FollowupChannel = Literal["email", "mail", "sms", "phone"]
+from shared.inbound import parse_activity, parse_classified  # noqa: F401  (re-exported: In)
+
+__all__ = [
+    # In
+    "CASE_ACTIVITY", "CLASSIFIED", "CaseReopened", "CaseResolved", "ComplaintClassified", "CustomerReturned",
+    "SurveyAnswered", "parse_activity", "parse_classified",
+    # Out
+    "FOLLOWUPS", "FOLLOWUP_KINDS", "SKIP_REASONS", "FollowupCancelled", "FollowupChannel", "FollowupDue",
+    "FollowupEvent", "FollowupKind", "FollowupScheduled", "FollowupSkipped", "FollowupsTopicEvent", "SkippedWhen",
+    "cancelled_event", "deferred_event", "due_event", "scheduled_event", "skipped_at_due_events",
+    "skipped_when_planned_event",
+]
+
+# ---------- In: re-exported above ----------
+# complaint.classified (`parse_classified`) and the case activity this service acts on (`parse_activity`
+# returns every activity type: the service ignores all but resolved, reopened, returned and answered).
+
+# ---------- Out: helpdesk.followups.v1 ----------
+# `kind` and `channel` of every event: FollowupKind and FollowupChannel, from services/followup/policy.py
+# (the policy configures each kind and its channel; the domain reads them from there too).
 
 
 class FollowupEvent(Outbound):
@@ -68,3 +96,56 @@ class FollowupsTopicEvent(FollowupEvent):
     type: Literal["followup.scheduled", "followup.due", "followup.cancelled", "followup.skipped"]
     reason: str | None = None
     skipped_when: SkippedWhen | None = None
+
+
+# ---------- builders: domain results → outbound events ----------
+def scheduled_event(followup_id: str, p: PlannedFollowup, causation_id: str) -> FollowupScheduled:
+    """`followup.scheduled` for a follow-up planned by the event `causation_id`."""
+    return FollowupScheduled(case_id=p.case_id, causation_id=causation_id, followup_id=followup_id,
+                             customer_id=p.customer_id, kind=p.kind, due_at=p.due_at, channel=p.channel,
+                             reason=p.reason)
+
+
+def skipped_when_planned_event(followup_id: str, s: SkippedFollowup, causation_id: str) -> FollowupSkipped:
+    """`followup.skipped` (`skipped_when="planning"`) for a follow-up the rules refused when planning;
+    `due_at` is when it would have been due."""
+    return FollowupSkipped(case_id=s.case_id, causation_id=causation_id, followup_id=followup_id,
+                           customer_id=s.customer_id, kind=s.kind, due_at=s.would_have_been_due,
+                           channel=s.channel, reason=s.reason, skipped_when="planning")
+
+
+def cancelled_event(p: PendingFollowup, causation_id: str, reason: str) -> FollowupCancelled:
+    """`followup.cancelled` closing a scheduled follow-up (reason: customer_returned | case_reopened |
+    skipped_at_due:<rule>)."""
+    return FollowupCancelled(
+        case_id=p.case_id, causation_id=causation_id, followup_id=p.followup_id, customer_id=p.customer_id,
+        kind=p.kind, due_at=p.due_at, channel=p.channel, reason=reason,
+    )
+
+
+def due_event(p: PendingFollowup, causation_id: str) -> FollowupDue:
+    """`followup.due`: the CRM sends it now."""
+    return FollowupDue(
+        case_id=p.case_id, causation_id=causation_id, followup_id=p.followup_id,
+        customer_id=p.customer_id, kind=p.kind, due_at=p.due_at, channel=p.channel,
+    )
+
+
+def deferred_event(p: PendingFollowup, causation_id: str, due_at: datetime, reason: str) -> FollowupScheduled:
+    """`followup.scheduled` again for a follow-up moved when it fell due, with its new `due_at` (UTC)."""
+    return FollowupScheduled(
+        case_id=p.case_id, causation_id=causation_id, followup_id=p.followup_id,
+        customer_id=p.customer_id, kind=p.kind, due_at=due_at, channel=p.channel, reason=reason,
+    )
+
+
+def skipped_at_due_events(p: PendingFollowup, causation_id: str, rule: str) -> list[FollowupEvent]:
+    """A follow-up the rules refused when it fell due: the CRM saw it scheduled, so
+    `followup.cancelled` (reason `skipped_at_due:<rule>`) closes it as always, and
+    `followup.skipped` (`skipped_when="due"`) says why, the same event one skipped when planned gets."""
+    return [
+        cancelled_event(p, causation_id, f"skipped_at_due:{rule}"),
+        FollowupSkipped(case_id=p.case_id, causation_id=causation_id, followup_id=p.followup_id,
+                        customer_id=p.customer_id, kind=p.kind, due_at=p.due_at,
+                        channel=p.channel, reason=rule, skipped_when="due"),
+    ]

@@ -16,9 +16,18 @@ from pydantic import (
     BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, PlainValidator, field_validator, model_validator,
 )
 
-from services.followup.contract import FollowupChannel, FollowupKind
 from shared.durations import format_duration, parse_duration
 from shared.events import Loyalty
+
+# The kinds of follow-up this policy configures, and the channels they go out on (the contract's
+# `kind` and `channel`, services/followup/contract.py re-exports them). Here, not in the contract,
+# so the domain and the policy read them without importing the contract.
+FollowupKind = Literal["thank_you_note", "retention_checkin", "satisfaction_survey", "improvement_notice"]
+FOLLOWUP_KINDS: tuple[FollowupKind, ...] = (
+    "thank_you_note", "retention_checkin", "satisfaction_survey", "improvement_notice",
+)
+# `mail` is a handwritten note an agent writes and posts; the others are sent by the CRM.
+FollowupChannel = Literal["email", "mail", "sms", "phone"]
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _DAY_PART = re.compile(r"(\d+(?:\.\d+)?)(d|w)(?![a-z])")

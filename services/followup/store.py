@@ -5,7 +5,7 @@ No free text is stored: of a resolution only whether it named an improvement.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 import asyncpg
@@ -91,7 +91,7 @@ _FOLLOWUP_COLUMNS = "followup_id, kind, case_id, customer_id, due_at, channel"
 # ---------- cases ----------
 async def upsert_case(conn: asyncpg.Connection, event: ComplaintClassified) -> asyncpg.Record | None:
     """Records a classification; returns the case as it was before (None for a new case)."""
-    before = await conn.fetchrow(f"SELECT * FROM {SCHEMA}.cases WHERE case_id = $1 FOR UPDATE", event.case_id)
+    before = await case_for_update(conn, event.case_id)
     received_at = event.received_at or event.occurred_at
     await conn.execute(
         f"""
@@ -109,6 +109,7 @@ async def upsert_case(conn: asyncpg.Connection, event: ComplaintClassified) -> a
 
 
 async def case_for_update(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | None:
+    """The case's row (every column of `cases`), locked for this transaction; None if not classified yet."""
     return await conn.fetchrow(f"SELECT * FROM {SCHEMA}.cases WHERE case_id = $1 FOR UPDATE", case_id)
 
 
@@ -153,26 +154,52 @@ async def customer_facts(
     conn: asyncpg.Connection, customer_id: str, *, timezone: str, loyalty: str,
     exclude_case: str | None = None, exclude_followup: str | None = None,
 ) -> CustomerFacts:
+    """What the rules need to know of one customer (`customers_facts` for one)."""
+    facts = await customers_facts(
+        conn, {customer_id: (timezone, loyalty)}, exclude_case=exclude_case, exclude_followup=exclude_followup,
+    )
+    return facts[customer_id]
+
+
+async def customers_facts(
+    conn: asyncpg.Connection, profiles: Mapping[str, tuple[str, str]], *,
+    exclude_case: str | None = None, exclude_followup: str | None = None,
+) -> dict[str, CustomerFacts]:
+    """The facts of each customer in `profiles` ({customer_id: (timezone, loyalty)}), read at once:
+    their follow-ups scheduled or sent (`at`: when sent, else when due) but `exclude_followup`, their
+    cases but `exclude_case`, and when they answered a survey, earliest first."""
+    ids = list(profiles)
+    if not ids:
+        return {}
     contacts = await conn.fetch(
-        f"SELECT kind, case_id, status, coalesce(closed_at, due_at) AS at FROM {SCHEMA}.followups"
-        " WHERE customer_id = $1 AND status IN ('scheduled', 'due') AND followup_id IS DISTINCT FROM $2",
-        customer_id, exclude_followup,
+        f"SELECT customer_id, kind, case_id, status, coalesce(closed_at, due_at) AS at FROM {SCHEMA}.followups"
+        " WHERE customer_id = ANY($1::text[]) AND status IN ('scheduled', 'due')"
+        " AND followup_id IS DISTINCT FROM $2",
+        ids, exclude_followup,
     )
     cases = await conn.fetch(
-        f"SELECT case_id, status, temperament FROM {SCHEMA}.cases WHERE customer_id = $1 AND case_id IS DISTINCT FROM $2",
-        customer_id, exclude_case,
+        f"SELECT customer_id, case_id, status, temperament FROM {SCHEMA}.cases"
+        " WHERE customer_id = ANY($1::text[]) AND case_id IS DISTINCT FROM $2",
+        ids, exclude_case,
     )
     answered = await conn.fetch(
-        f"SELECT answered_at FROM {SCHEMA}.survey_responses WHERE customer_id = $1 ORDER BY answered_at", customer_id,
+        f"SELECT customer_id, answered_at FROM {SCHEMA}.survey_responses WHERE customer_id = ANY($1::text[])"
+        " ORDER BY answered_at",
+        ids,
     )
-    return CustomerFacts(
-        customer_id=customer_id,
-        timezone=timezone,
-        loyalty=loyalty,
-        contacts=tuple(Contact(r["kind"], r["at"], r["case_id"], pending=r["status"] == "scheduled") for r in contacts),
-        survey_responses=tuple(r["answered_at"] for r in answered),
-        cases=tuple(CustomerCase(r["case_id"], r["status"] == "open", r["temperament"] == "irate") for r in cases),
-    )
+    return {
+        customer_id: CustomerFacts(
+            customer_id=customer_id,
+            timezone=timezone,
+            loyalty=loyalty,
+            contacts=tuple(Contact(r["kind"], r["at"], r["case_id"], pending=r["status"] == "scheduled")
+                           for r in contacts if r["customer_id"] == customer_id),
+            survey_responses=tuple(r["answered_at"] for r in answered if r["customer_id"] == customer_id),
+            cases=tuple(CustomerCase(r["case_id"], r["status"] == "open", r["temperament"] == "irate")
+                        for r in cases if r["customer_id"] == customer_id),
+        )
+        for customer_id, (timezone, loyalty) in profiles.items()
+    }
 
 
 # ---------- survey answers ----------
@@ -220,22 +247,23 @@ def _pending(row: asyncpg.Record) -> PendingFollowup:
     return PendingFollowup(row["followup_id"], row["kind"], row["case_id"], row["customer_id"], row["due_at"], row["channel"])
 
 
-async def scheduled_of_customer(conn: asyncpg.Connection, customer_id: str) -> list[PendingFollowup]:
+async def _scheduled_where(conn: asyncpg.Connection, column: str, value: str) -> list[PendingFollowup]:
     rows = await conn.fetch(
-        f"SELECT {_FOLLOWUP_COLUMNS} FROM {SCHEMA}.followups WHERE customer_id = $1 AND status = 'scheduled'"
+        f"SELECT {_FOLLOWUP_COLUMNS} FROM {SCHEMA}.followups WHERE {column} = $1 AND status = 'scheduled'"
         " ORDER BY due_at FOR UPDATE",
-        customer_id,
+        value,
     )
     return [_pending(r) for r in rows]
+
+
+async def scheduled_of_customer(conn: asyncpg.Connection, customer_id: str) -> list[PendingFollowup]:
+    """The customer's still-scheduled follow-ups (any case), locked, earliest due first."""
+    return await _scheduled_where(conn, "customer_id", customer_id)
 
 
 async def scheduled_of_case(conn: asyncpg.Connection, case_id: str) -> list[PendingFollowup]:
-    rows = await conn.fetch(
-        f"SELECT {_FOLLOWUP_COLUMNS} FROM {SCHEMA}.followups WHERE case_id = $1 AND status = 'scheduled'"
-        " ORDER BY due_at FOR UPDATE",
-        case_id,
-    )
-    return [_pending(r) for r in rows]
+    """The case's still-scheduled follow-ups, locked, earliest due first."""
+    return await _scheduled_where(conn, "case_id", case_id)
 
 
 async def scheduled_by_ids(conn: asyncpg.Connection, ids: Iterable[str]) -> list[tuple[PendingFollowup, str]]:

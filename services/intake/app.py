@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from services import registry
 from services.intake import handlers, metrics, store
+from services.intake.service import Intake
 from services.intake.classifier.holder import ClassifierHolder
 from services.intake.classifier.model import TextClassifier
 from services.intake.policy import ClassificationPolicy
@@ -18,12 +19,15 @@ log = logging.getLogger(__name__)
 
 
 def build(settings: Settings | None = None) -> ServiceRuntime:
+    """The intake runtime: its policy and classifier, the `Intake` service layer (context "intake"),
+    the complaints subscriber and the documented `complaint.classified` topic. Intake has no timers
+    and no gauges."""
     runtime = registry.INTAKE.runtime(migrations=store.MIGRATIONS, settings=settings)
     policy = runtime.policy("classification.yaml", ClassificationPolicy)
     opener = classifier_opener(runtime)
     # With a `model` section at start, intake does not start without its classifier (PolicyError).
     holder = opener() if policy.policy.model is not None else None
-    runtime.set_context("intake", handlers.Intake(runtime, policy, holder, opener))
+    runtime.set_context("intake", Intake(runtime, policy, holder, opener))
     runtime.subscriber(COMPLAINTS, title="intake.complaints", description="complaint.received events from CRMs (services/intake/contract.py: Complaint)")(handlers.on_complaints)
     runtime.documents(CLASSIFIED, ComplaintClassified, "complaint.classified: category, severity, temperament, loyalty, publicity risk, priority and why")
     return runtime

@@ -1,8 +1,15 @@
-"""The inbound `complaint.received` event (helpdesk.complaints.v1) and how a raw record is parsed.
+"""What intake reads and what it publishes. The contract document is docs/contract.md: field names
+are the CRMs' and downstream services'; add, never rename.
 
+In: `complaint.received` on `helpdesk.complaints.v1` (`Complaint`, parsed by `parse_complaint`).
 Parsing never guesses: a record that is not exactly what the contract says is rejected with a
-reason and short error strings. Error strings name the field and the rule, never the value, since
-values may be names, emails or free text.
+reason and short error strings (the Inbox publishes it as `complaint.rejected` on
+`helpdesk.complaints.rejected.v1`). Error strings name the field and the rule, never the value,
+since values may be names, emails or free text.
+
+Out: `complaint.classified` on `helpdesk.complaints.classified.v1` (`ComplaintClassified`, from
+shared/events.py, where sla and compensation read it too), built by `classified_event` from a
+complaint and its `Classification`.
 """
 from __future__ import annotations
 
@@ -12,8 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
 from pydantic_core import PydanticCustomError
 
-from shared.events import Channel, Id, Inbound, Loyalty, Order
+from shared.events import CLASSIFIED, COMPLAINTS, Channel, ComplaintClassified, Id, Inbound, Loyalty, Order  # noqa: F401
 from shared.inbound import RejectedInput, parse_json_object
+
+from services.intake.domain import Classification
 
 MAX_SUBJECT_CHARS = 500
 MAX_DESCRIPTION_CHARS = 20_000
@@ -97,3 +106,35 @@ def parse_complaint(raw: bytes | None) -> Complaint:
         raise RejectedInput("invalid_fields", _field_errors(exc)) from None
     except RecursionError:
         raise RejectedInput("not_json", ["record is nested too deeply"]) from None
+
+
+# ---------- Out: helpdesk.complaints.classified.v1 ----------
+def classified_event(complaint: Complaint, result: Classification, repeat_contacts: int) -> ComplaintClassified:
+    """The `complaint.classified` event for one complaint (docs/contract.md, "complaint.classified"):
+    the case, customer, channel, order and customer time zone copied from the complaint, every
+    dimension of `result` (services/intake/domain: Classification) with its reasons and who decided
+    the category, the model's confidence rounded to 4 places (None when the model did not run), and
+    `repeat_contacts`: the complaints the case had before this one. `causation_id` is the
+    complaint's event id; `received_at` its `occurred_at`. Carries no name, email or free text."""
+    return ComplaintClassified(
+        case_id=complaint.case_id,
+        causation_id=complaint.event_id,
+        customer_id=complaint.customer.id,
+        source=complaint.source,
+        category=result.category,
+        severity=result.severity,
+        temperament=result.temperament,
+        loyalty=result.loyalty,
+        publicity_risk=result.publicity_risk,
+        priority=result.priority,
+        reasons=list(result.reasons),
+        channel=complaint.channel,
+        public=complaint.public,
+        order=complaint.order,
+        customer_timezone=complaint.customer.timezone,
+        repeat_contacts=repeat_contacts,
+        received_at=complaint.occurred_at,
+        needs_review=result.needs_review,
+        category_decided_by=result.decided_by,
+        category_confidence=None if result.confidence is None else round(result.confidence, 4),
+    )

@@ -1,17 +1,36 @@
-"""Events of the sla service: what it reads (case activity, classifications) and what it publishes
-on `helpdesk.sla.v1`. Field names are the CRM contract (docs/contract.md): add, never rename.
+"""Events of the sla service, as the CRM contract (docs/contract.md) defines them: field names are
+the contract, add, never rename.
+
+In: `helpdesk.complaints.classified.v1` (`ComplaintClassified`, read with `parse_classified`) and
+`helpdesk.case-activity.v1` (the `CaseActivity` union, read with `parse_activity`); the models and
+parsers are shared with the other services (shared/events.py, shared/inbound.py) and re-exported here.
+
+Out: `helpdesk.sla.v1`: `SlaEvent` (sla.started, sla.warning, sla.breached, sla.escalated, sla.met,
+sla.cancelled, sla.retargeted), built from the domain's `Emit` effects by `sla_event`.
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
 
+from services.sla.domain.effects import Emit
 from shared.events import (  # noqa: F401  (re-exported: the events this service reads)
     ACTIVITY_TYPES, CASE_ACTIVITY, CLASSIFIED, SLA, CaseActivity, ComplaintClassified, Outbound, Priority,
     case_activity,
 )
-from services.sla.domain.effects import Emit
+from shared.inbound import parse_activity, parse_classified  # noqa: F401  (re-exported: In)
 
+__all__ = [
+    # In
+    "ACTIVITY_TYPES", "CASE_ACTIVITY", "CLASSIFIED", "CaseActivity", "ComplaintClassified", "case_activity",
+    "parse_activity", "parse_classified",
+    # Out
+    "SLA", "ClockName", "SlaEvent", "SlaEventType", "sla_event",
+]
+
+# ---------- In: re-exported above ----------
+
+# ---------- Out: helpdesk.sla.v1 ----------
 SlaEventType = Literal[
     "sla.started", "sla.warning", "sla.breached", "sla.escalated", "sla.met", "sla.cancelled", "sla.retargeted",
 ]

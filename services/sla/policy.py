@@ -217,7 +217,7 @@ class BusinessHours(BaseModel):
         together: what the calendar arithmetic surely finds within its search horizon
         (`CALENDAR_SEARCH_DAYS`), whatever day the clock starts, less what clock changes may take.
         Holidays are not counted (a holiday list covering years is met at run time, see
-        `services/sla/handlers.py`)."""
+        `services/sla/service.py`)."""
         week, _ = self.weekly_hours()
         return max(timedelta(0), week * _SURE_WEEKS - _CLOCK_CHANGES)
 

@@ -1,14 +1,17 @@
 """The compensation rules that lived in SQL, gauge code and the handler, now pure
-(services/compensation/domain): grant rounds, reopened since the last grant, the budget left, and
-why an approver's answer is refused. No database."""
+(services/compensation/domain): grant rounds, reopened since the last grant, a grant the rounds
+constraint refused, the budget month and the budget left, why an approver's answer is refused, and
+where a stale approval escalates. No database."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
 from services.compensation.domain import (
-    CaseFacts, CaseHistory, budgets_remaining, case_facts, check_answer, grant_round, reopened_since_compensated,
+    BudgetCharge, CaseFacts, CaseHistory, Decision, budgets_remaining, case_facts, check_answer, escalation_step,
+    grant_round, month_start, refused_as_duplicate, reopened_since_compensated,
 )
 from .conftest import SMALL_POLICY, policy_from
 
@@ -111,3 +114,37 @@ def test_a_known_role_without_a_rate_for_the_currency_is_not_authorised(small_po
 def test_a_role_whose_limit_covers_it_settles(small_policy) -> None:
     check = check_answer("pending", Decimal(120), "USD", "supervisor", small_policy)
     assert check.ok and check.code == "" and check.reason.startswith("within the supervisor limit")
+
+
+# ---------- a grant the one-compensation-per-round constraint refused ----------
+def test_a_refused_duplicate_grants_nothing_and_says_why() -> None:
+    granted = Decision(outcome="granted", rule_id="r", offers=[{"kind": "coupon", "percent": 15}], value=Decimal(15),
+                       currency="USD", authority="agent", reason_code="within_agent_limit",
+                       reason_codes=("within_agent_limit",), explanation=("rule r matches",), policy_version="v",
+                       budget=BudgetCharge("USD", Decimal(15)))
+    refused = refused_as_duplicate(granted)
+    assert (refused.outcome, refused.offers, refused.value, refused.authority, refused.budget) == (
+        "none", [], Decimal(0), None, None)
+    assert (refused.reason_code, refused.reason_codes) == ("already_granted", ("already_granted",))
+    assert refused.explanation == ("rule r matches", "refused by the one-compensation-per-case constraint")
+    assert (refused.rule_id, refused.currency, refused.policy_version) == ("r", "USD", "v")
+
+
+# ---------- the budget month ----------
+def test_the_budget_month_is_the_utc_calendar_month() -> None:
+    assert month_start(datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc)) == datetime(2026, 11, 1, tzinfo=timezone.utc)
+    # 1 December 00:30 in Berlin is still November in UTC
+    berlin = timezone(timedelta(hours=1))
+    assert month_start(datetime(2026, 12, 1, 0, 30, tzinfo=berlin)) == datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+# ---------- a stale approval ----------
+def test_a_pending_approval_escalates_one_role_up_and_stops_at_the_top(small_policy) -> None:
+    assert escalation_step("pending", "supervisor", small_policy) == (True, "manager")
+    assert escalation_step("pending", "manager", small_policy) == (True, None)  # nobody above
+    assert escalation_step("pending", None, small_policy) == (True, None)
+
+
+@pytest.mark.parametrize("status", [None, "granted", "approved", "denied", "none"])
+def test_a_decision_no_longer_pending_does_not_escalate(small_policy, status) -> None:
+    assert escalation_step(status, "supervisor", small_policy) == (False, None)

@@ -11,7 +11,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from deploy import contract_docs
-from services.compensation.handlers import parse_answer
+from services.compensation.contract import parse_answer
 from services.intake.contract import parse_complaint
 from services.registry import NAMES
 from shared.events import ACTIVITY_TYPES, CASE_ACTIVITY, COMPENSATION_APPROVALS, COMPLAINTS
@@ -124,9 +124,9 @@ def test_every_reason_the_code_can_give_is_documented_with_an_invalid_example():
     for service in NAMES:  # the consumers (not the CLI's own verdicts)
         sources += [p.read_text(encoding="utf-8") for p in (ROOT / "services" / service).rglob("*.py")]
     reasons = {m for text in sources for m in re.findall(r'RejectedInput\(\s*"(\w+)"', text)}
-    handlers = (ROOT / "services" / "compensation" / "handlers.py").read_text(encoding="utf-8")
-    reasons |= set(re.findall(r'_refuse\([^)]*?"(\w+)"', handlers))
-    reasons |= {m for pair in re.findall(r'code = "(\w+)" if .* else "(\w+)"', handlers) for m in pair}
+    layer = (ROOT / "services" / "compensation" / "service.py").read_text(encoding="utf-8")  # its _refuse calls
+    reasons |= set(re.findall(r'_refuse\([^)]*?"(\w+)"', layer))
+    reasons |= {m for pair in re.findall(r'code = "(\w+)" if .* else "(\w+)"', layer) for m in pair}
     # compensation's refusals of approval answers: the codes `check_answer` can return
     approvals = importlib.import_module("services.compensation.domain.approvals")
     named = set(re.findall(r"\b[A-Z][A-Z_]+\b", inspect.getsource(approvals.check_answer)))

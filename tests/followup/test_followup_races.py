@@ -12,7 +12,7 @@ import json
 import pytest
 
 from services.followup import store
-from services.followup.handlers import Followups
+from services.followup.service import Followups
 from services.followup.policy import FollowupPolicy
 from shared import db
 from shared.batch import Batch
@@ -38,7 +38,7 @@ async def test_a_resolution_and_the_first_classification_in_two_instances_at_onc
     case, customer = new_id("CRM"), new_id("C")
     resolved = parse_activity(json.dumps(activity("case.resolved", case, resolution="Replaced the unit")).encode())
     opened = parse_classified(json.dumps(classified(case, customer)).encode())
-    handle = {"activity": (service.record_activity, resolved), "classification": (service.record_classification, opened)}
+    handle = {"activity": (service.on_activity, resolved), "classification": (service.on_classified, opened)}
     mine, theirs = handle[first], handle["classification" if first == "activity" else "activity"]
 
     async def other_instance() -> str:

@@ -192,7 +192,7 @@ def test_labels_the_policy_lacks_are_named_as_written_with_their_line(tmp_path, 
 
 
 def test_a_model_section_added_to_a_running_intake_opens_the_classifier(tmp_path, small_model, embedding_table):
-    from services.intake.handlers import Intake
+    from services.intake.service import Intake
     from shared.policy import PolicyHolder
 
     from tests.builders import complaint as make

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.compensation.handlers import parse_classified as compensation_parse
+from services.compensation.contract import parse_classified as compensation_parse
 from shared.inbound import RejectedInput, parse_classified
 from tests.builders import classified_json, raw
 

@@ -13,7 +13,7 @@ from services.sla import metrics
 from services.sla.domain import on_classified
 from services.sla.domain import calendar as business_time
 from services.sla.domain.calendar import NoWorkingTime, deadline
-from services.sla.handlers import Sla
+from services.sla.service import Sla
 from services.sla.policy import CALENDAR_SEARCH_DAYS, BusinessDays, BusinessHours, SlaPolicy
 from shared.events import ComplaintClassified
 from shared.policy import PolicyError, PolicyHolder, parse_policy
@@ -130,7 +130,7 @@ def test_holidays_covering_years_make_the_decision_count_round_the_clock_logged_
         on_classified(None, classified("CRM-1", monday), sla.current_policy(), monday)
     counted = metrics.round_the_clock_fallbacks._value.get()
 
-    with caplog.at_level(logging.DEBUG, logger="services.sla.handlers"):
+    with caplog.at_level(logging.DEBUG, logger="services.sla.service"):
         outcomes = [sla.decide(case_id, lambda policy, c=case_id: on_classified(None, classified(c, monday), policy, monday))
                     for case_id in ("CRM-1", "CRM-2")]
 

@@ -10,7 +10,7 @@ import pytest
 
 from services.sla.contract import sla_event
 from services.sla.domain import AutomatedContact, on_activity
-from services.sla.handlers import Writes
+from services.sla.service import Writes
 from services.sla.policy import SlaPolicy
 from shared.events import CaseContacted, dump
 from shared.inbound import RejectedInput, parse_activity

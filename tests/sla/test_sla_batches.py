@@ -1,5 +1,5 @@
 """sla applies a fetched batch in one transaction and writes its effects once, at the end
-(handlers.Writes). Events of one case in one batch must come out exactly as if each had been
+(service.Writes). Events of one case in one batch must come out exactly as if each had been
 handled alone: the later ones see the earlier ones' changes before anything is written."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from services.sla import store
-from services.sla.handlers import Sla
+from services.sla.service import Sla
 from services.sla.policy import SlaPolicy
 from shared import db
 from shared.inbound import Inbox, Route, parse_activity, parse_classified
@@ -41,8 +41,8 @@ def records(events: list[tuple[str, dict[str, Any]]]) -> list[SimpleNamespace]:
 def route(service: Sla):
     def choose(record: SimpleNamespace) -> Route:
         if record.topic == "classified":
-            return Route(parse_classified, service.classified)
-        return Route(parse_activity, service.activity)
+            return Route(parse_classified, service.on_classified)
+        return Route(parse_activity, service.on_activity)
     return choose
 
 
@@ -69,14 +69,14 @@ async def test_a_case_classified_contacted_and_promised_in_one_batch_ends_as_if_
         ("classified", classified("CRM-2", received)),
         ("classified", classified("CRM-early", received - timedelta(seconds=1))),
     ])
-    assert await inbox.handle_batch(batch, route(service), service.lock_batch) == [
+    assert await inbox.handle_batch(batch, route(service), service.prepare) == [
         "kept_for_later", "processed", "processed", "processed", "processed", "processed"]
     together = await state(pool)
 
     await pool.execute(f"TRUNCATE {store.SCHEMA}.clocks, {store.SCHEMA}.cases, {store.SCHEMA}.timers, "
                        f"{store.SCHEMA}.outbox, {store.SCHEMA}.processed_events, {store.SCHEMA}.pending_activity")
     for one in batch:
-        await inbox.handle_batch([one], route(service), service.lock_batch)
+        await inbox.handle_batch([one], route(service), service.prepare)
     alone = await state(pool)
 
     assert together == alone

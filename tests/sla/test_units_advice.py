@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from services.cli import app
 from services.sla.domain.calendar import deadline
-from services.sla.handlers import Sla
+from services.sla.service import Sla
 from services.sla.policy import BusinessDays, SlaPolicy
 from shared.durations import written_in_days
 from shared.policy import PolicyHolder, load_policy, parse_policy
@@ -126,7 +126,7 @@ def test_policy_validate_of_the_shipped_file_warns_about_nothing():
 def test_the_sla_service_logs_the_warning_when_it_loads_the_policy(tmp_path, caplog):
     file = tmp_path / "sla.yaml"
     file.write_text(policy_text("  P4: {first_contact: 1bd, update: 2d, resolution: 5bd}"))
-    with caplog.at_level(logging.WARNING, logger="services.sla.handlers"):
+    with caplog.at_level(logging.WARNING, logger="services.sla.service"):
         Sla(PlainTopics(), PolicyHolder(file, SlaPolicy)).current_policy()  # type: ignore[arg-type]
     [record] = caplog.records
     assert record.getMessage().startswith(f"{file}:2: targets.P4.update: '2d' counts 48 working hours")

@@ -11,13 +11,20 @@ tests.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from shared import timers
+import asyncpg
+
+from shared import db, timers
 from shared.batch import Batch
 from shared.locks import AdvisoryLocks
+from shared.policy import LoadedPolicy
+from shared.settings import Settings
+
+P = TypeVar("P")
 
 
 class MemoryBatch(Batch):
@@ -103,11 +110,40 @@ class MemoryWorld:
 
 
 class StubRuntime:
-    """What a service layer asks of its `ServiceRuntime` outside a subscriber: its name and the
-    full name of a topic (`topic(name)`, with the deployment's prefix)."""
+    """What a service layer asks of its `ServiceRuntime` outside a subscriber: its name, the full
+    name of a topic (`topic(name)`, with the deployment's prefix) and the settings that carry it."""
 
     def __init__(self, name: str = "memory", prefix: str = "") -> None:
         self.name, self.prefix = name, prefix
+        self.settings = Settings(helpdesk_topic_prefix=prefix)
 
     def topic(self, name: str) -> str:
         return self.prefix + name
+
+
+class FixedPolicy(Generic[P]):
+    """A PolicyHolder that always answers `policy`, as version `version`."""
+
+    def __init__(self, policy: P, version: str = "policy-v1") -> None:
+        self.loaded = LoadedPolicy(policy, version, 0.0)
+
+    def current(self) -> LoadedPolicy[P]:
+        return self.loaded
+
+    @property
+    def policy(self) -> P:
+        return self.loaded.policy
+
+
+@asynccontextmanager
+async def migrated_transaction(database_url: str, store: Any) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to `database_url` with `store`'s schema migrated (`store.SCHEMA`,
+    `store.MIGRATIONS`), inside a transaction that commits when the block ends: where a store fake's
+    conformance test runs its sequence on the real store."""
+    pool = await db.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await db.migrate(pool, store.SCHEMA, store.MIGRATIONS)
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+    finally:
+        await pool.close()

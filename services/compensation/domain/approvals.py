@@ -105,3 +105,20 @@ def next_role(role: str, policy: CompensationPolicy) -> str | None:
         return None
     position = names.index(role)
     return names[position + 1] if position + 1 < len(names) else None
+
+
+class EscalationStep(NamedTuple):
+    """What a fired escalation timer does to its decision: `waiting` is False when the decision is
+    gone or settled (nothing to do); `to_role` is the next role up, None at the top of the authority
+    list or for a role the policy no longer knows (then the decision stays where it is)."""
+
+    waiting: bool
+    to_role: str | None
+
+
+def escalation_step(status: str | None, authority: str | None, policy: CompensationPolicy) -> EscalationStep:
+    """A stale approval (status None: no such decision) escalates one role up (`next_role`) only
+    while it is still pending: config/compensation.yaml `approval_escalation_after`."""
+    if status != "pending":
+        return EscalationStep(False, None)
+    return EscalationStep(True, next_role(authority or "", policy))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from ..policy import CompensationPolicy
@@ -33,6 +34,12 @@ class BudgetCharge:
 
     currency: str
     amount: Decimal  # in `currency`, in whole minor units
+
+
+def month_start(now: datetime) -> datetime:
+    """The start of the UTC calendar month `now` falls in (00:00 UTC on the 1st, timezone-aware):
+    budgets are per UTC calendar month, by the decision's time. `now` must be timezone-aware."""
+    return now.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def budget_line(policy: CompensationPolicy, source: str, currency: str) -> BudgetLine | None:

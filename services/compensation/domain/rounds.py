@@ -6,10 +6,10 @@ the amounts); these rules turn them into the `CaseFacts` a decision reads.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from .decide import CaseFacts
+from .decide import CaseFacts, Decision
 from .money import ZERO
 
 
@@ -43,3 +43,14 @@ def case_facts(history: CaseHistory) -> CaseFacts:
         reopened=reopened_since_compensated(history.reopens, history.compensated_rounds),
         month_spent=history.month_spent,
     )
+
+
+def refused_as_duplicate(decision: Decision) -> Decision:
+    """What `decision` becomes when the store's one-compensation-per-round constraint refused it
+    (another decision of the same case and round was recorded first, e.g. by a concurrent instance):
+    outcome "none", no offers, value 0, reason `already_granted`, with the refusal added to its
+    explanation. Never grant twice in a round (README, "Compensation")."""
+    return replace(decision, outcome="none", offers=[], value=Decimal(0), authority=None, budget=None,
+                   reason_code="already_granted",
+                   reason_codes=("already_granted",),
+                   explanation=decision.explanation + ("refused by the one-compensation-per-case constraint",))

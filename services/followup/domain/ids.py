@@ -35,3 +35,13 @@ def number_followups(
         ids[id(item)] = followup_id_for(causation_id, item.customer_id, item.kind, sequence[(item.customer_id, item.kind)])
         sequence[(item.customer_id, item.kind)] += 1
     return [(ids[id(p)], p) for p in planned], [(ids[id(s)], s) for s in skipped]
+
+
+TIMER_KIND = "followup_due"
+"""The kind of every followup timer (shared/timers.py); its payload is {"followup_id": ...}."""
+
+
+def timer_key(followup_id: str) -> str:
+    """The durable timer of one follow-up: `followup:<followup_id>` (one per follow-up, so arming
+    it again when it is deferred moves it)."""
+    return f"followup:{followup_id}"

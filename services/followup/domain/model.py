@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.followup.contract import FollowupChannel, FollowupKind
+from services.followup.policy import FollowupChannel, FollowupKind
 
 # Reasons a follow-up is not sent; short, fixed strings because they become metric labels.
 SURVEY_WITHIN_WINDOW = "survey_within_window"

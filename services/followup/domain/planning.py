@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from services.followup.contract import FollowupChannel, FollowupKind
+from services.followup.policy import FollowupChannel, FollowupKind
 from services.followup.domain.frequency import counted_contacts, find_slot, within
 from services.followup.domain.localtime import (
     after, customer_zone, end_of_quiet_hours, next_day_at, quiet_hours_apply, utc,

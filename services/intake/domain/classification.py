@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.intake.contract import Complaint
+from services.intake.domain.facts import ComplaintFacts as Complaint
 from services.intake.domain.category import DecidedBy, Prediction, decide_category
 from services.intake.domain.keywords import complaint_text
 from services.intake.domain.loyalty import assess_loyalty

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from services.intake.contract import Complaint
+from services.intake.domain.facts import ComplaintFacts as Complaint
 
 Finding = tuple[str, list[str]]  # a value and the reasons for it
 

@@ -1,7 +1,7 @@
 """Loyalty: the CRM's tier, else the first policy rule the customer's facts meet."""
 from __future__ import annotations
 
-from services.intake.contract import Customer
+from services.intake.domain.facts import CustomerFacts as Customer
 from services.intake.domain.keywords import Finding
 from services.intake.policy import LoyaltyRule, LoyaltyRules
 

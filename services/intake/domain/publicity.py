@@ -1,7 +1,7 @@
 """Publicity risk: high for a public complaint or one on a channel the policy names."""
 from __future__ import annotations
 
-from services.intake.contract import Complaint
+from services.intake.domain.facts import ComplaintFacts as Complaint
 from services.intake.domain.keywords import Finding
 from services.intake.policy import PublicityRules
 
