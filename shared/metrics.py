@@ -22,9 +22,12 @@ class ServiceMetrics:
     outbox_published: Counter
     outbox_backlog: Gauge
     outbox_delay: Histogram
+    outbox_oldest_age: Gauge
     timers_fired: Counter
     timers_failed: Counter
+    timers_dropped: Counter
     timers_armed: Gauge
+    timer_oldest_overdue: Gauge
     fire_lag: Histogram
     policy_reloads: Counter
     policy_refusals: Counter
@@ -50,9 +53,20 @@ def service_metrics(service: str) -> ServiceMetrics:
         outbox_delay=Histogram(
             f"{p}_outbox_delay_seconds", "From state change commit to publication", buckets=LATENCY_BUCKETS
         ),
+        outbox_oldest_age=Gauge(
+            f"{p}_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished outbox row (0 when the outbox is empty): grows while nothing is published",
+        ),
         timers_fired=Counter(f"{p}_timers_fired_total", "Durable timers fired", ["kind"]),
         timers_failed=Counter(f"{p}_timers_failed_total", "Timer firings that failed and were retried", ["kind"]),
+        timers_dropped=Counter(
+            f"{p}_timers_dropped_total", "Timers given up after their last failed attempt: a deadline lost", ["kind"]
+        ),
         timers_armed=Gauge(f"{p}_timers_armed", "Timers armed in PostgreSQL"),
+        timer_oldest_overdue=Gauge(
+            f"{p}_timer_oldest_overdue_seconds",
+            "How long the earliest armed timer is past its due time (0 when none is due): grows while nothing fires",
+        ),
         fire_lag=Histogram(
             f"{p}_timer_fire_lag_seconds", "From a timer's due time to its firing", ["kind"], buckets=LATENCY_BUCKETS
         ),

@@ -5,6 +5,11 @@ change that caused them, so an event exists exactly when its state change does. 
 publishes outbox rows in order and deletes them only after Kafka acknowledged them: a crash between
 publish and delete re-publishes the same rows (same `event_id`, which consumers de-duplicate);
 nothing is lost and nothing is invented.
+
+While Kafka (or the relay) is stuck the rows wait: `helpdesk_<service>_outbox_oldest_age_seconds` is
+the age of the oldest unpublished row (read with the batch, before it is sent, and aged at scrape
+time, so it keeps growing while sends fail) and `helpdesk_<service>_outbox_backlog_events` how many
+wait (exact below one batch, estimated from the ids above).
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import logging
 import time
 import zlib
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -106,9 +112,17 @@ class OutboxRelay:
         self._listen_conn: asyncpg.Connection | None = None
         self._channel = f"{schema}_outbox"
         self.metrics = service_metrics(service)
+        self._oldest_created: datetime | None = None  # of the unpublished rows, at the last look
+        self.metrics.outbox_oldest_age.set_function(self.oldest_age_seconds)
         # An outage of PostgreSQL or Kafka: one line when it starts, one when it ends, backoff between.
         self.watch = DependencyWatch(service, "outbox", (POSTGRES, KAFKA), logger=log)
         self._retrier = Retrier(self.watch)
+
+    def oldest_age_seconds(self) -> float:
+        """Age now of the oldest unpublished row seen at the last look; 0 when the outbox was empty."""
+        if self._oldest_created is None:
+            return 0.0
+        return max(0.0, time.time() - self._oldest_created.timestamp())
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -136,14 +150,27 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_id):
-                return 0  # another instance relays this schema now
+                # Another instance relays this schema now; look at the head anyway (primary key, one
+                # row), so every instance reports the age even when the one relaying is stuck.
+                self._oldest_created = await conn.fetchval(
+                    f"SELECT created_at FROM {self.schema}.outbox ORDER BY id LIMIT 1"
+                )
+                return 0
             rows = await conn.fetch(
                 f"SELECT id, topic, key, payload, created_at FROM {self.schema}.outbox ORDER BY id LIMIT $1",
                 self.batch_size,
             )
             if not rows:
+                self._oldest_created = None
                 self.metrics.outbox_backlog.set(0)
                 return 0
+            # Before sending: while Kafka is away the sends fail and these stay the last word.
+            self._oldest_created = rows[0]["created_at"]
+            if len(rows) < self.batch_size:
+                self.metrics.outbox_backlog.set(len(rows))
+            else:  # more than a batch waits: the id span is an estimate (rolled-back inserts leave gaps)
+                last = await conn.fetchval(f"SELECT max(id) FROM {self.schema}.outbox")
+                self.metrics.outbox_backlog.set(max(len(rows), last - rows[0]["id"] + 1))
             futures = [await self.producer.send(r["topic"], value=r["payload"], key=r["key"]) for r in rows]
             await asyncio.gather(*futures)  # every record acknowledged before any row is deleted
             await conn.execute(f"DELETE FROM {self.schema}.outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
@@ -153,6 +180,7 @@ class OutboxRelay:
             self.metrics.outbox_delay.observe(max(0.0, now - r["created_at"].timestamp()))
         if len(rows) < self.batch_size:
             self.metrics.outbox_backlog.set(0)
+            self._oldest_created = None  # rows written since are seen at the next look
         return len(rows)
 
     async def publish_until_empty(self, timeout: float) -> None:

@@ -7,6 +7,12 @@ commit together with the timer's removal. Two instances share the work without f
 twice, and after a restart whatever fell due while the service was down fires at once.
 
 Memory stays bounded with a million armed timers: one loop, one batch at a time, no task per timer.
+
+Silent failures show in the metrics: `helpdesk_<service>_timers_dropped_total{kind}` counts timers
+given up after `max_attempts` failed firings (a deadline lost), and
+`helpdesk_<service>_timer_oldest_overdue_seconds` is how long the earliest armed timer is past its
+due time, read from `min(due_at)` (the `timers_due_at` index) each round and aged at scrape time, so
+it keeps growing while the loop is stuck or PostgreSQL is away.
 """
 from __future__ import annotations
 
@@ -106,6 +112,8 @@ class TimerEngine:
         self.metrics = service_metrics(service)
         self._stopping = False
         self._last_count = 0.0
+        self._earliest_due: datetime | None = None  # of the armed timers, at the last round
+        self.metrics.timer_oldest_overdue.set_function(self.oldest_overdue_seconds)
         # PostgreSQL away: one line when it goes, one when it is back, backoff between.
         self.watch = DependencyWatch(service, "timers", logger=log)
         self._retrier = Retrier(self.watch)
@@ -125,8 +133,21 @@ class TimerEngine:
 
     async def _round(self) -> int:
         fired = await self.fire_due()
+        await self.measure_overdue()
         await self._count_armed()
         return fired
+
+    def oldest_overdue_seconds(self) -> float:
+        """How long the earliest armed timer (as of the last round) is past due now; 0 when it is not
+        due yet or nothing is armed. Aged at each scrape: a loop that stopped running shows."""
+        if self._earliest_due is None:
+            return 0.0
+        return max(0.0, (datetime.now(timezone.utc) - self._earliest_due).total_seconds())
+
+    async def measure_overdue(self) -> None:
+        """Reads the earliest due time of the schema's timers (one index lookup: `timers_due_at`)."""
+        async with self.pool.acquire() as conn:
+            self._earliest_due = await conn.fetchval(f"SELECT min(due_at) FROM {self.schema}.timers")
 
     async def stop(self) -> None:
         self._stopping = True
@@ -148,11 +169,16 @@ class TimerEngine:
             now = datetime.now(timezone.utc)
             for t in timers:
                 self.metrics.fire_lag.labels(t.kind).observe(max(0.0, (now - t.due_at).total_seconds()))
+                self.metrics.timers_dropped.labels(t.kind)  # exported at 0 before any drop: increase() sees the first
+            dropped: list[Timer] = []
             if not (self.fire_batch and await self._fire_as_batch(conn, timers)):
                 for t in timers:
-                    await self._fire_alone(conn, t)
+                    if await self._fire_alone(conn, t):
+                        dropped.append(t)
         for t in timers:
             self.metrics.timers_fired.labels(t.kind).inc()
+        for t in dropped:  # counted once the claim committed: a rolled-back round retries them instead
+            self.metrics.timers_dropped.labels(t.kind).inc()
         return len(timers)
 
     async def _fire_as_batch(self, conn: asyncpg.Connection, timers: Sequence[Timer]) -> bool:
@@ -166,7 +192,8 @@ class TimerEngine:
             log.warning("batch of %d timers failed in %s; firing them one by one", len(timers), self.schema, exc_info=True)
             return False
 
-    async def _fire_alone(self, conn: asyncpg.Connection, timer: Timer) -> None:
+    async def _fire_alone(self, conn: asyncpg.Connection, timer: Timer) -> bool:
+        """Fires one timer; a failure re-arms it with backoff. True when it was given up (dropped)."""
         try:
             async with conn.transaction():
                 await self.fire_one(conn, timer)
@@ -176,8 +203,9 @@ class TimerEngine:
             self.metrics.timers_failed.labels(timer.kind).inc()
             attempts = timer.attempts + 1
             if attempts >= self.max_attempts:
-                log.error("timer %s (%s) failed %d times; dropped", timer.kind, self.schema, attempts, exc_info=True)
-                return
+                log.error("timer %s (%s, key %s) failed %d times; dropped", timer.kind, self.schema, timer.key, attempts,
+                          exc_info=True)
+                return True
             retry_at = datetime.now(timezone.utc) + timedelta(seconds=min(300, 2**attempts))
             log.warning("timer %s (%s) failed; retry %d at %s", timer.kind, self.schema, attempts, retry_at, exc_info=True)
             await conn.execute(
@@ -185,6 +213,7 @@ class TimerEngine:
                 "VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (key) DO NOTHING",
                 timer.key, timer.kind, retry_at, json.dumps(timer.payload, default=str), attempts,
             )
+        return False
 
     async def _count_armed(self) -> None:
         if time.monotonic() - self._last_count < 10:

@@ -18,7 +18,8 @@ PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "helpdesk.json"
 GRAFANA_PROVISIONING = DEPLOY / "grafana" / "provisioning"
-K8S = DEPLOY / "k8s"
+K8S_ROOT = DEPLOY / "k8s"  # base/ (the manifests), overlays/, examples/ (operators' CRDs)
+K8S = K8S_ROOT / "base"
 SERVICES = registry.NAMES
 
 

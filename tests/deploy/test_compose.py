@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -13,17 +15,19 @@ from tests.deploy.files import (
 
 # Set in the image for the one entry point; every other variable must be a real setting.
 IMAGE_ONLY_ENV = {"SERVICE"}
+SERVERS = {"kafka", "postgres", "prometheus", "alertmanager", "grafana"}
+ALERTMANAGER_CONFIG = DEPLOY / "alertmanager" / "alertmanager.yml"
 
 
 def helpdesk_service(name: str) -> dict:
     return compose()["services"][name]
 
 
-def test_the_four_services_kafka_postgres_prometheus_and_grafana_are_all_there():
-    assert set(compose()["services"]) == {*SERVICES, "kafka", "postgres", "prometheus", "grafana"}
+def test_the_four_services_kafka_postgres_prometheus_alertmanager_and_grafana_are_all_there():
+    assert set(compose()["services"]) == {*SERVICES, *SERVERS}
 
 
-@pytest.mark.parametrize("name", sorted({*SERVICES, "kafka", "postgres", "prometheus", "grafana"}))
+@pytest.mark.parametrize("name", sorted({*SERVICES, *SERVERS}))
 def test_every_image_is_pinned_to_a_version_tag(name):
     image = compose()["services"][name]["image"]
     repository, _, tag = image.rpartition(":")
@@ -44,7 +48,7 @@ def test_postgres_is_version_16():
     assert re.fullmatch(r"postgres:16\.\d+(-\w+)?", compose()["services"]["postgres"]["image"])
 
 
-@pytest.mark.parametrize("name", sorted({*SERVICES, "kafka", "postgres", "prometheus", "grafana"}))
+@pytest.mark.parametrize("name", sorted({*SERVICES, *SERVERS}))
 def test_every_container_has_a_health_check(name):
     check = compose()["services"][name].get("healthcheck")
     assert check and check.get("test"), f"{name} has no healthcheck"
@@ -113,7 +117,7 @@ def bind_mounts(name: str) -> list[tuple[Path, str]]:
     return [(DEPLOY / v.split(":")[0], v.split(":")[1]) for v in volumes if v.startswith(".")]
 
 
-@pytest.mark.parametrize("name", ["prometheus", "grafana", *SERVICES])
+@pytest.mark.parametrize("name", ["prometheus", "alertmanager", "grafana", *SERVICES])
 def test_every_mounted_file_exists(name):
     for source, _ in bind_mounts(name):
         if source.resolve() == ALERTS.resolve() and not ALERTS.exists():
@@ -146,3 +150,44 @@ def test_grafana_provisions_the_prometheus_datasource_and_the_dashboard_folder()
     providers = load_yaml(provisioning / "dashboards" / "helpdesk.yaml")["providers"]
     dashboard_dir = providers[0]["options"]["path"]
     assert (mounts[dashboard_dir] / "helpdesk.json").is_file()
+
+
+def test_prometheus_starts_without_waiting_for_healthy_services():
+    """Prometheus must run to alert on a service that never gets healthy: it waits for nothing to be
+    healthy (a service not answering yet is `up == 0`, which is what HelpdeskServiceDown watches)."""
+    depends_on = compose()["services"]["prometheus"].get("depends_on", {})
+    for name, condition in depends_on.items():
+        assert condition["condition"] != "service_healthy", f"prometheus waits for {name} to be healthy"
+
+
+def test_prometheus_sends_its_alerts_to_the_compose_alertmanager():
+    config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    targets = [target for manager in config["alerting"]["alertmanagers"]
+               for group in manager["static_configs"] for target in group["targets"]]
+    alertmanager = compose()["services"]["alertmanager"]
+    published = {int(port.split(":")[-1]) for port in alertmanager["ports"]}
+    assert targets == ["alertmanager:9093"] and 9093 in published
+
+
+def test_alertmanager_gets_its_config_from_deploy_alertmanager():
+    mounts = {target: source for source, target in bind_mounts("alertmanager")}
+    command = " ".join(compose()["services"]["alertmanager"]["command"])
+    config_path = re.search(r"--config\.file=(\S+)", command).group(1)
+    assert mounts[config_path].resolve() == ALERTMANAGER_CONFIG.resolve()
+
+
+def test_alertmanager_routes_everything_to_a_default_webhook_receiver():
+    config = load_yaml(ALERTMANAGER_CONFIG)
+    receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
+    default = receivers[config["route"]["receiver"]]
+    urls = [hook["url"] for hook in default["webhook_configs"]]
+    assert urls and all(url.startswith(("http://", "https://")) for url in urls)
+    for route in config["route"].get("routes", []):
+        assert route["receiver"] in receivers
+
+
+@pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool is not installed (Debian: prometheus-alertmanager)")
+def test_alertmanager_config_passes_amtool_check_config():
+    result = subprocess.run(["amtool", "check-config", str(ALERTMANAGER_CONFIG)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

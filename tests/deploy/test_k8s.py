@@ -1,13 +1,30 @@
-"""deploy/k8s: every manifest passes the Kubernetes schema (kubernetes-validate, offline) and agrees
-with the code: ports, probes on /livez and /readyz, settings names, policies as a mounted ConfigMap."""
+"""deploy/k8s: every manifest of the base passes the Kubernetes schema (kubernetes-validate, offline)
+and agrees with the code: ports, probes on /livez and /readyz, settings names, policies as a mounted
+ConfigMap validated by an init container, no Secret in the base (the example overlay generates it),
+ServiceAccount without token, NetworkPolicy, and the operator examples (ExternalSecret, KEDA)."""
 from __future__ import annotations
 
 import copy
 import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from urllib.parse import urlsplit
 
 import pytest
+from ruamel.yaml import YAML
 
-from tests.deploy.files import K8S, SERVICES, default_ports, k8s_resources, load_yaml, settings_env_names
+from services import registry
+from shared.settings import Settings
+from tests.deploy.files import (K8S, K8S_ROOT, ROOT, SERVICES, default_ports, k8s_resources, load_yaml,
+                                load_yaml_documents, settings_env_names)
+
+OVERLAY = K8S_ROOT / "overlays" / "example"
+EXAMPLES = K8S_ROOT / "examples"
+SECRET = "helpdesk-secrets"
 
 
 def resources_of_kind(kind: str) -> dict[str, dict]:
@@ -108,18 +125,224 @@ def test_image_is_pinned_and_matches_the_kustomization(name):
 def test_environment_comes_from_the_settings_configmap_and_the_secret(name):
     sources = container(name)["envFrom"]
     config_maps = resources_of_kind("ConfigMap")
-    secrets = resources_of_kind("Secret")
     assert {s["configMapRef"]["name"] for s in sources if "configMapRef" in s} <= config_maps.keys()
-    assert {s["secretRef"]["name"] for s in sources if "secretRef" in s} <= secrets.keys()
-    assert {s["secretRef"]["name"] for s in sources if "secretRef" in s}, "DATABASE_URL must come from a Secret"
+    # DATABASE_URL comes from a Secret the base does not hold (the overlay or the ExternalSecret makes it)
+    assert [s["secretRef"]["name"] for s in sources if "secretRef" in s] == [SECRET]
+
+
+def env_file_names(text: str) -> tuple[set[str], set[str]]:
+    """(names set, names only mentioned in a comment `# NAME=...`) of a kustomize env file."""
+    names, commented = set(), set()
+    for line in text.splitlines():
+        if match := re.fullmatch(r"(#\s*)?([A-Z][A-Z0-9_]*)=.*", line.strip()):
+            (commented if match.group(1) else names).add(match.group(2))
+    return names, commented
 
 
 def test_settings_configmap_and_secret_hold_only_real_setting_names():
     settings = resources_of_kind("ConfigMap")["helpdesk-settings"]["data"]
-    secret = resources_of_kind("Secret")["helpdesk-secrets"]["stringData"]
     assert not set(settings) - settings_env_names(), set(settings) - settings_env_names()
-    assert not set(secret) - settings_env_names(), set(secret) - settings_env_names()
+    secret, commented = env_file_names((OVERLAY / "secrets.env.example").read_text(encoding="utf-8"))
+    assert not (secret | commented) - settings_env_names(), (secret | commented) - settings_env_names()
     assert "DATABASE_URL" in secret and "DATABASE_URL" not in settings
+    assert {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"} <= commented
+    (external,) = load_yaml_documents(EXAMPLES / "external-secret.yaml")
+    keys = {item["secretKey"] for item in external["spec"]["data"]}
+    assert keys == {"DATABASE_URL"} and keys <= settings_env_names()
+    text = (EXAMPLES / "external-secret.yaml").read_text(encoding="utf-8")
+    assert "secretKey: KAFKA_SASL_USERNAME" in text and "secretKey: KAFKA_SASL_PASSWORD" in text
+
+
+def test_the_base_holds_no_secret_and_the_root_applies_only_the_base():
+    # `kubectl apply -k deploy/k8s` must never overwrite a real Secret with a placeholder
+    assert not resources_of_kind("Secret")
+    root = load_yaml(K8S_ROOT / "kustomization.yaml")
+    assert root["resources"] == ["base"] and (K8S_ROOT / root["resources"][0]).resolve() == K8S.resolve()
+    assert not root.keys() & {"secretGenerator", "configMapGenerator", "patches"}
+
+
+def test_the_example_overlay_is_the_base_plus_the_secret_generated_from_secrets_env():
+    overlay = load_yaml(OVERLAY / "kustomization.yaml")
+    assert overlay["kind"] == "Kustomization"
+    assert [(OVERLAY / r).resolve() for r in overlay["resources"]] == [K8S.resolve()]
+    # kustomize refuses a resource folder that contains the overlay itself (a cycle)
+    assert not OVERLAY.resolve().is_relative_to(K8S.resolve())
+    assert overlay["namespace"] == load_yaml(K8S / "kustomization.yaml")["namespace"]
+    (generator,) = overlay["secretGenerator"]
+    assert generator["name"] == SECRET and generator["envs"] == ["secrets.env"]
+    # the committed file holds placeholders only and is not the one kustomize reads; that one is git-ignored
+    example = (OVERLAY / "secrets.env.example").read_text(encoding="utf-8")
+    values = [line.split("=", 1)[1] for line in example.splitlines() if "=" in line and not line.startswith("#")]
+    assert values and all("CHANGE-ME" in value for value in values)
+    assert "secrets.env" in (K8S_ROOT / "overlays" / ".gitignore").read_text(encoding="utf-8").split()
+
+
+def kustomize(folder) -> subprocess.CompletedProcess:
+    return subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True, timeout=120)
+
+
+def documents(text: str) -> list[dict]:
+    return [doc for doc in YAML(typ="safe").load_all(text) if doc]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
+def test_kustomize_builds_the_base_and_the_overlay_with_its_generated_secret(tmp_path):
+    tree = tmp_path / "k8s"
+    shutil.copytree(K8S_ROOT, tree, ignore=shutil.ignore_patterns("secrets.env", "__pycache__"))
+    overlay = tree / OVERLAY.relative_to(K8S_ROOT)
+    base = kustomize(tree)
+    assert base.returncode == 0, base.stderr
+    assert "Secret" not in {doc["kind"] for doc in documents(base.stdout)}
+    without = kustomize(overlay)  # no secrets.env: nothing is built, no placeholder reaches a cluster
+    assert without.returncode != 0 and "secrets.env" in without.stderr
+    shutil.copy(overlay / "secrets.env.example", overlay / "secrets.env")
+    built = kustomize(overlay)
+    assert built.returncode == 0, built.stderr
+    docs = documents(built.stdout)
+    (secret,) = [doc for doc in docs if doc["kind"] == "Secret"]
+    assert secret["metadata"]["name"].startswith(f"{SECRET}-") and secret["metadata"]["namespace"] == "helpdesk"
+    assert "DATABASE_URL" in secret["data"]
+    deployments = [doc for doc in docs if doc["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == set(SERVICES)
+    for d in deployments:  # the hashed name replaces helpdesk-secrets: a changed value rolls the pods
+        (only,) = d["spec"]["template"]["spec"]["containers"]
+        assert [s["secretRef"]["name"] for s in only["envFrom"] if "secretRef" in s] == [secret["metadata"]["name"]]
+
+
+def test_the_service_account_mounts_no_token():
+    account = resources_of_kind("ServiceAccount")["helpdesk"]
+    assert account["automountServiceAccountToken"] is False
+    assert not resources_of_kind("RoleBinding") and not resources_of_kind("ClusterRoleBinding")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_deployment_runs_as_the_service_account_without_its_token(name):
+    pod = deployment(name)["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "helpdesk"
+    assert pod["automountServiceAccountToken"] is False
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        ok = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}[operator]
+        if not ok:
+            return False
+    return True
+
+
+def test_the_network_policy_selects_the_services_and_lets_in_only_prometheus_on_metrics():
+    (policy,) = resources_of_kind("NetworkPolicy").values()
+    spec = policy["spec"]
+    assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
+    for name in SERVICES:
+        assert selects(spec["podSelector"], deployment(name)["spec"]["template"]["metadata"]["labels"]), name
+        assert container(name)["ports"][0]["name"] == "metrics"
+    assert not selects(spec["podSelector"], {"app.kubernetes.io/name": "postgres"})
+    (rule,) = spec["ingress"]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    (source,) = rule["from"]
+    assert source.keys() == {"namespaceSelector", "podSelector"}  # Prometheus's pods, not the whole cluster
+
+
+def test_the_network_policy_lets_out_only_dns_kafka_and_postgresql_as_configured():
+    (policy,) = resources_of_kind("NetworkPolicy").values()
+    allowed = {(port["port"], port["protocol"]) for rule in policy["spec"]["egress"] for port in rule["ports"]}
+    assert allowed == {(53, "UDP"), (53, "TCP"), (9092, "TCP"), (9093, "TCP"), (5432, "TCP")}
+    settings = resources_of_kind("ConfigMap")["helpdesk-settings"]["data"]
+    brokers = {int(server.rsplit(":", 1)[1]) for server in settings["KAFKA_BOOTSTRAP_SERVERS"].split(",")}
+    assert {(port, "TCP") for port in brokers} <= allowed
+    example = (OVERLAY / "secrets.env.example").read_text(encoding="utf-8")
+    (url,) = [line.split("=", 1)[1] for line in example.splitlines() if line.startswith("DATABASE_URL=")]
+    assert (urlsplit(url).port or 5432, "TCP") in allowed
+
+
+def policy_files() -> list[str]:
+    config_dir = resources_of_kind("ConfigMap")["helpdesk-settings"]["data"]["HELPDESK_CONFIG_DIR"]
+    return [f"{config_dir}/{service.policy}.yaml" for service in registry.SERVICES]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_policies_are_validated_before_the_service_starts_and_a_failure_stops_the_rollout(name):
+    spec = container(name)
+    (init,) = deployment(name)["spec"]["template"]["spec"]["initContainers"]
+    assert init["image"] == spec["image"]
+    assert init["command"] == ["helpdesk", "policy", "validate", *policy_files()]
+    assert init["securityContext"] == spec["securityContext"]
+    config_dir = resources_of_kind("ConfigMap")["helpdesk-settings"]["data"]["HELPDESK_CONFIG_DIR"]
+    policies = next(m for m in spec["volumeMounts"] if m["mountPath"] == config_dir)
+    assert policies in init["volumeMounts"]
+    data = resources_of_kind("ConfigMap")["helpdesk-policies"]["data"]
+    assert {path.rsplit("/", 1)[1] for path in policy_files()} <= data.keys()
+    # the old pods keep serving while the new ones fail their init
+    assert deployment(name)["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def validate_policies(folder, files: dict[str, str]) -> subprocess.CompletedProcess:
+    for filename, text in files.items():
+        (folder / filename).write_text(text, encoding="utf-8")
+    (init,) = deployment("sla")["spec"]["template"]["spec"]["initContainers"]
+    args = [str(folder / path.rsplit("/", 1)[1]) if path.startswith("/") else path for path in init["command"][1:]]
+    return subprocess.run([sys.executable, "-c", "from services.cli import main; main()", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_init_command_passes_the_shipped_policies_and_fails_on_a_broken_one(tmp_path):
+    data = resources_of_kind("ConfigMap")["helpdesk-policies"]["data"]
+    good = validate_policies(tmp_path, data)
+    assert good.returncode == 0, good.stdout + good.stderr
+    broken = validate_policies(tmp_path, {"sla.yaml": data["sla.yaml"] + "\nnot_a_setting: 1\n"})
+    assert broken.returncode != 0 and "not_a_setting" in broken.stdout + broken.stderr
+
+
+PROBE = """
+import importlib, json, sys
+print(json.dumps({name: [{"group": s.group_id, "topics": sorted(s.topic_names)}
+                         for s in importlib.import_module(f"services.{name}.app").runtime.broker.subscribers]
+                  for name in sys.argv[1:]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def consumer_groups() -> dict[str, set[tuple[str, str]]]:
+    """Service → (consumer group, topic) its app subscribes with, with the default (empty) topic prefix."""
+    env = {**{k: v for k, v in os.environ.items() if k.upper() != "METRICS_PORT"}, "HELPDESK_TOPIC_PREFIX": ""}
+    done = subprocess.run([sys.executable, "-c", PROBE, *SERVICES], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    subscribers = json.loads(done.stdout.strip().splitlines()[-1])
+    return {name: {(s["group"], topic) for s in subs for topic in s["topics"]} for name, subs in subscribers.items()}
+
+
+def test_the_external_secret_example_makes_the_secret_the_deployments_read():
+    (external,) = load_yaml_documents(EXAMPLES / "external-secret.yaml")
+    assert external["apiVersion"].startswith("external-secrets.io/") and external["kind"] == "ExternalSecret"
+    assert external["spec"]["target"]["name"] == SECRET
+    assert external["metadata"]["namespace"] == load_yaml(K8S / "kustomization.yaml")["namespace"]
+
+
+def test_the_keda_example_scales_each_service_on_the_lag_of_its_own_consumer_groups(consumer_groups):
+    scaled = {doc["metadata"]["name"]: doc for doc in load_yaml_documents(EXAMPLES / "keda-scaledobject.yaml")}
+    assert set(scaled) == set(SERVICES)
+    settings = resources_of_kind("ConfigMap")["helpdesk-settings"]["data"]
+    partitions = Settings.model_fields["kafka_partitions"].default
+    assert int(settings["KAFKA_PARTITIONS"]) == partitions
+    for name, doc in scaled.items():
+        assert doc["apiVersion"] == "keda.sh/v1alpha1" and doc["kind"] == "ScaledObject"
+        spec = doc["spec"]
+        assert spec["scaleTargetRef"] == {"kind": "Deployment", "name": name}
+        assert spec["minReplicaCount"] == 2 == deployment(name)["spec"]["replicas"]
+        assert spec["maxReplicaCount"] == partitions  # more replicas would only stand by for consuming
+        assert {t["type"] for t in spec["triggers"]} == {"kafka"}
+        pairs = {(t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in spec["triggers"]}
+        assert pairs == consumer_groups[name], name
+        for trigger in spec["triggers"]:
+            meta = trigger["metadata"]
+            assert meta["bootstrapServers"] == settings["KAFKA_BOOTSTRAP_SERVERS"]
+            assert int(meta["lagThreshold"]) > 0 and meta["offsetResetPolicy"] == "earliest"
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -133,11 +356,11 @@ def test_policy_configmap_is_mounted_as_a_directory_at_the_config_dir(name):
 
 
 def test_policy_configmap_holds_exactly_the_files_in_config():
-    spec = importlib.util.spec_from_file_location("render_policies", K8S / "render_policies.py")
+    spec = importlib.util.spec_from_file_location("render_policies", K8S_ROOT / "render_policies.py")
     render_policies = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(render_policies)
     assert (K8S / "policies.yaml").read_text(encoding="utf-8") == render_policies.render(), (
-        "deploy/k8s/policies.yaml is stale: run .venv/bin/python deploy/k8s/render_policies.py")
+        "deploy/k8s/base/policies.yaml is stale: run .venv/bin/python deploy/k8s/render_policies.py")
     data = resources_of_kind("ConfigMap")["helpdesk-policies"]["data"]
-    config = K8S.parents[1] / "config"
+    config = ROOT / "config"
     assert data == {path.name: path.read_text(encoding="utf-8") for path in config.glob("*.yaml")}
