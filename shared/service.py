@@ -26,6 +26,7 @@ from shared import db, kafka, resilience
 from shared.batch import Batch
 from shared.events import REJECTED, ComplaintRejected
 from shared.inbound import Inbox
+from shared.logcontext import IdsFilter
 from shared.metrics import service_metrics
 from shared.outbox import OutboxRelay
 from shared.policy import LoadedPolicy, PolicyHolder
@@ -62,15 +63,31 @@ class _FirstLineOnly(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "INFO", stream: Any = None) -> logging.Handler:
+def setup_logging(level: str = "INFO", stream: Any = None, fmt: str = "text", service: str | None = None) -> logging.Handler:
     """Sends every logger of the process through ONE handler on `stream` (stderr by default) in
-    ONE format, `LOG_FORMAT`, with no colour codes, whatever the libraries installed: handlers
-    that faststream or uvicorn attached to their own loggers are removed and those loggers
-    propagate to the root; Python warnings are logged too. Returns the handler.
+    ONE format, with no colour codes, whatever the libraries installed: handlers that faststream
+    or uvicorn attached to their own loggers are removed and those loggers propagate to the root;
+    Python warnings are logged too. Returns the handler.
+
+    `fmt` (setting LOG_FORMAT): `text`, one line `LOG_FORMAT`; or `json`, one JSON object per line
+    (python-json-logger) with `timestamp` (ISO 8601, UTC), `level`, `logger`, `message`,
+    `service`, and the ids bound while the line was written (`event_id`, `case_id`, `trace_id`;
+    shared/logcontext.py), plus `exc_info` for a traceback. Raises ValueError for another `fmt`.
 
     Messages carry ids and counts only; payloads (names, emails, free text) are never logged."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter(
+            "%(levelname)s %(name)s %(message)s", rename_fields={"levelname": "level", "name": "logger"},
+            timestamp=True, static_fields={"service": service} if service else None,
+        ))
+    elif fmt == "text":
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    else:
+        raise ValueError(f"LOG_FORMAT must be text or json, not {fmt!r}")
+    handler.addFilter(IdsFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     for name in list(logging.root.manager.loggerDict):
         logger = logging.root.manager.loggerDict[name]
@@ -417,7 +434,7 @@ class ServiceRuntime:
     def run(self) -> None:
         import uvicorn
 
-        setup_logging(self.settings.log_level)
+        setup_logging(self.settings.log_level, fmt=self.settings.log_format, service=self.name)
         # log_config=None: uvicorn keeps its hands off logging (no handler, format or colour of its own).
         uvicorn.run(self.app, host="0.0.0.0", port=self.port, log_level="warning", lifespan="on",
                     timeout_graceful_shutdown=20, log_config=None)

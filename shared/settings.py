@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     timer_poll_interval: float = 0.2  # seconds between looks for due timers: bounds fire lag
     policy_check_interval: float = 1.0  # seconds between looks at policy files for edits
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line with event, case and trace ids
     # How long an inbound event id is remembered for de-duplication (shared/inbox_retention.py): a
     # duration ('7d', '36h'). Keep it at least the inbound topics' retention (Kafka's default is 7
     # days): a record redelivered after its id was forgotten would be handled again.
