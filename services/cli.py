@@ -67,6 +67,25 @@ def explain(
     policy_cli.explain(file, complaint, granted_total, already_granted, reopened, month_spent)
 
 
+@policy_app.command("simulate")
+def simulate_policy(
+    policy: Path = typer.Option(..., "--policy", help="The draft: a compensation or sla policy file"),
+    since: str = typer.Option("30d", help="How far back to replay, a duration back from now: 7d, 30d, 12h"),
+    source: str | None = typer.Option(None, help="Only complaints from this CRM source"),
+    csv: Path | None = typer.Option(None, "--csv", help="Write every changed decision (or breach) to this CSV file"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document with everything, no progress bar"),
+    show: int = typer.Option(20, min=0, help="Changed decisions (or breaches) listed in the table"),
+    kind: str | None = typer.Option(None, help="compensation | sla (default: from the file name, else its keys)"),
+) -> None:
+    """What a draft policy would have done with the stored complaints (compensation) or case
+    activity (sla), next to the policy in force; read-only. Exit 1 for an invalid draft, 2 when a
+    server is unreachable."""
+    from services import simulate_policy as simulation
+
+    simulation.run(policy, since=since, source=source, csv_path=csv, as_json=as_json, show=show, kind=kind,
+                   settings=_settings())
+
+
 def _stack(command: str) -> None:
     result = subprocess.run(["bash", str(REPO_ROOT / "deploy/local/stack.sh"), command])
     raise typer.Exit(result.returncode)
@@ -97,6 +116,63 @@ def stack_kafka(ctx: typer.Context) -> None:
     configs (deploy/local/kafka-tool.sh), e.g. `helpdesk stack kafka consumer-groups --describe --all-groups`."""
     result = subprocess.run(["bash", str(REPO_ROOT / "deploy/local/kafka-tool.sh"), *ctx.args])
     raise typer.Exit(result.returncode)
+
+
+# ---------- migrate ----------
+@app.command()
+def migrate(
+    services: list[str] = typer.Argument(None, help="services whose schemas to migrate (default: all four)"),
+    grant_to: str | None = typer.Option(None, "--grant-to", help="the runtime role (DATABASE_URL's user) that gets "
+                                        "read/write rights on the tables, but no right to change them "
+                                        "(default: the MIGRATION_GRANT_TO setting)"),
+    check: bool = typer.Option(False, "--check", help="change nothing: list what is pending, exit 1 if anything is"),
+) -> None:
+    """Bring the services' PostgreSQL schemas to the version the code needs, with
+    MIGRATION_DATABASE_URL (else DATABASE_URL): the step a deployment runs before the services
+    start with MIGRATE_ON_START=false (README, "Migrations"). Idempotent; two runs at once apply
+    each migration once (an advisory lock)."""
+    import asyncio
+    import importlib
+
+    from services import registry
+    from shared import db
+
+    chosen = services or list(registry.NAMES)
+    unknown = sorted(set(chosen) - set(registry.NAMES))
+    if unknown:
+        raise typer.BadParameter(f"unknown service(s) {unknown}: one of {', '.join(registry.NAMES)}")
+    settings = _settings()
+    grant_to = grant_to if grant_to is not None else settings.migration_grant_to
+    if grant_to is not None:
+        try:
+            db.check_role(grant_to)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    url = settings.migration_database_url.get_secret_value() if settings.migration_database_url else settings.database_url
+
+    async def run() -> int:
+        pending_total = 0
+        pool = await db.create_pool(url, min_size=1, max_size=2)
+        try:
+            for entry in registry.SERVICES:
+                if entry.name not in chosen:
+                    continue
+                migrations = importlib.import_module(f"services.{entry.name}.store").MIGRATIONS
+                pending = await db.pending_migrations(pool, entry.schema, migrations)
+                if check:
+                    pending_total += len(pending)
+                    typer.echo(f"{entry.name}: " + (f"pending {', '.join(map(str, pending))}" if pending else "up to date"))
+                    continue
+                applied = await db.migrate(pool, entry.schema, migrations, grant_to=grant_to)
+                latest = migrations[-1][0] if migrations else 0
+                granted = f"; rights granted to {grant_to}" if grant_to else ""
+                typer.echo(f"{entry.name}: {applied} migration(s) applied, schema {entry.schema} at version {latest}{granted}")
+        finally:
+            await pool.close()
+        return pending_total
+
+    if asyncio.run(run()) and check:
+        raise typer.Exit(1)
 
 
 # ---------- rejected: the commands are in services/rejected_cli.py ----------

@@ -64,13 +64,43 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=60)
 
 
-async def migrate(pool: asyncpg.Pool, schema: str, migrations: Sequence[tuple[int, str]]) -> int:
-    """Applies the not yet applied migrations; `{schema}` in the SQL is the service's schema."""
+def _steps(schema: str, migrations: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
     check_schema(schema)
     steps = [(0, COMMON_TABLES), *migrations]
     versions = [v for v, _ in steps]
     if versions != sorted(set(versions)):
         raise ValueError(f"migrations of {schema} must have increasing, unique versions: {versions}")
+    return steps
+
+
+async def pending_migrations(pool: asyncpg.Pool, schema: str, migrations: Sequence[tuple[int, str]]) -> list[int]:
+    """The versions of `migrations` (and the common tables, version 0) not applied to `schema` yet,
+    in order; every version when the schema does not exist. Read-only: what a service started
+    with MIGRATE_ON_START=false checks before it runs."""
+    steps = _steps(schema, migrations)
+    exists = await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.schema_version")
+    done = {r["version"] for r in await pool.fetch(f"SELECT version FROM {schema}.schema_version")} if exists else set()
+    return [v for v, _ in steps if v not in done]
+
+
+def check_role(role: str) -> str:
+    """A PostgreSQL role name this project will put in a GRANT: lower-case letters, digits and
+    underscores (ValueError otherwise), so it never needs quoting."""
+    if not _SCHEMA_NAME.match(role):
+        raise ValueError(f"invalid role name {role!r}: lower-case letters, digits and _ only")
+    return role
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, migrations: Sequence[tuple[int, str]],
+                  grant_to: str | None = None) -> int:
+    """Applies the not yet applied migrations; `{schema}` in the SQL is the service's schema.
+    Returns how many were applied.
+
+    `grant_to`: a runtime role that must not own or change the schema (the DDL role runs this,
+    `helpdesk migrate`): it gets USAGE on the schema and SELECT, INSERT, UPDATE, DELETE on its
+    tables and USAGE, SELECT, UPDATE on its sequences, now and (default privileges) for tables
+    later migrations create."""
+    steps = _steps(schema, migrations)
     applied = 0
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", zlib.crc32(f"migrate:{schema}".encode()))
@@ -87,6 +117,15 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations: Sequence[tuple[in
             await conn.execute(f"INSERT INTO {schema}.schema_version (version) VALUES ($1)", version)
             applied += 1
         await conn.execute(COMMON_EVERY_START.format(schema=schema))
+        if grant_to is not None:
+            role = check_role(grant_to)
+            await conn.execute(
+                f"GRANT USAGE ON SCHEMA {schema} TO {role}; "
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}; "
+                f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}; "
+                f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}; "
+                f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {role}"
+            )
     if applied:
         log.info("schema %s: applied %d migration(s)", schema, applied)
     return applied

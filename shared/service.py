@@ -254,7 +254,10 @@ class ServiceRuntime:
         s = self.settings
         await kafka.ensure_topics(s)
         self.pool = await db.create_pool(s.database_url, min_size=s.db_pool_min, max_size=s.db_pool_max)
-        await db.migrate(self.pool, self.schema, self.migrations)
+        if s.migrate_on_start:
+            await db.migrate(self.pool, self.schema, self.migrations)
+        else:
+            await self._wait_for_migrations()
         self.inbox = Inbox(self.pool, self.schema, self.name, self.topic(REJECTED), s.helpdesk_topic_prefix)
         self.producer = kafka.make_producer(s)
         await self.producer.start()
@@ -275,6 +278,22 @@ class ServiceRuntime:
         for hook in self._startup:
             await hook()
         log.info("%s started (pid %d, metrics on :%d)", self.name, os.getpid(), self.port)
+
+    async def _wait_for_migrations(self, every: float = 5.0) -> None:
+        """MIGRATE_ON_START=false: the schema is changed by `helpdesk migrate` (a Job or an
+        initContainer with the DDL role), never by this process. Waits, one log line, until the
+        schema has every migration this code needs; then the service starts."""
+        assert self.pool is not None
+        said = False
+        while pending := await db.pending_migrations(self.pool, self.schema, self.migrations):
+            if not said:
+                log.warning("schema %s lacks migration(s) %s and MIGRATE_ON_START is false: waiting for "
+                            "`helpdesk migrate %s` (checking every %g s)", self.schema,
+                            ", ".join(map(str, pending)), self.name, every)
+                said = True
+            await asyncio.sleep(every)
+        if said:
+            log.info("schema %s is migrated: starting", self.schema)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         self._tasks.append(asyncio.ensure_future(work))

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
+    # Schema changes: each service migrates its own schema at start (the default), or, with
+    # MIGRATE_ON_START=false, waits until `helpdesk migrate` (run with MIGRATION_DATABASE_URL, a role
+    # that may change the schemas) has brought it to the version its code needs; DATABASE_URL's
+    # role then needs only the rights `helpdesk migrate --grant-to ROLE` gives (README, "Migrations").
+    migrate_on_start: bool = True
+    migration_database_url: SecretStr | None = None
+    migration_grant_to: str | None = None  # the runtime role `helpdesk migrate` grants read/write rights to
     db_pool_min: int = 2
     db_pool_max: int = 10
     outbox_batch_size: int = 500

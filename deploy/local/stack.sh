@@ -188,6 +188,8 @@ pg_up() {
   record_owner postgres "$(pg_pid)" "127.0.0.1:$PG_PORT"
   "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname='helpdesk'" | grep -q 1 \
     || "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE ROLE helpdesk LOGIN PASSWORD 'helpdesk' CREATEDB"
+  # CREATEROLE: the migration tests create a DDL role and a runtime role of their own (and drop them).
+  "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "ALTER ROLE helpdesk CREATEROLE" >/dev/null
   "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='helpdesk'" | grep -q 1 \
     || "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE helpdesk OWNER helpdesk"
   log "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') ready"

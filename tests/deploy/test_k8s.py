@@ -25,6 +25,7 @@ from tests.deploy.files import (K8S, K8S_ROOT, ROOT, SERVICES, default_ports, k8
 OVERLAY = K8S_ROOT / "overlays" / "example"
 EXAMPLES = K8S_ROOT / "examples"
 SECRET = "helpdesk-secrets"
+MIGRATIONS_SECRET = "helpdesk-migrations"
 
 
 def resources_of_kind(kind: str) -> dict[str, dict]:
@@ -146,9 +147,13 @@ def test_settings_configmap_and_secret_hold_only_real_setting_names():
     assert not (secret | commented) - settings_env_names(), (secret | commented) - settings_env_names()
     assert "DATABASE_URL" in secret and "DATABASE_URL" not in settings
     assert {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"} <= commented
-    (external,) = load_yaml_documents(EXAMPLES / "external-secret.yaml")
+    external, migrations = load_yaml_documents(EXAMPLES / "external-secret.yaml")
     keys = {item["secretKey"] for item in external["spec"]["data"]}
     assert keys == {"DATABASE_URL"} and keys <= settings_env_names()
+    assert {item["secretKey"] for item in migrations["spec"]["data"]} == {"MIGRATION_DATABASE_URL"}
+    ddl, ddl_commented = env_file_names((OVERLAY / "migrations.env.example").read_text(encoding="utf-8"))
+    assert ddl == {"MIGRATION_DATABASE_URL"} and not ddl_commented and ddl <= settings_env_names()
+    assert "MIGRATION_DATABASE_URL" not in settings and "MIGRATION_DATABASE_URL" not in secret
     text = (EXAMPLES / "external-secret.yaml").read_text(encoding="utf-8")
     assert "secretKey: KAFKA_SASL_USERNAME" in text and "secretKey: KAFKA_SASL_PASSWORD" in text
 
@@ -168,13 +173,15 @@ def test_the_example_overlay_is_the_base_plus_the_secret_generated_from_secrets_
     # kustomize refuses a resource folder that contains the overlay itself (a cycle)
     assert not OVERLAY.resolve().is_relative_to(K8S.resolve())
     assert overlay["namespace"] == load_yaml(K8S / "kustomization.yaml")["namespace"]
-    (generator,) = overlay["secretGenerator"]
+    generator, migrations = overlay["secretGenerator"]
     assert generator["name"] == SECRET and generator["envs"] == ["secrets.env"]
-    # the committed file holds placeholders only and is not the one kustomize reads; that one is git-ignored
-    example = (OVERLAY / "secrets.env.example").read_text(encoding="utf-8")
-    values = [line.split("=", 1)[1] for line in example.splitlines() if "=" in line and not line.startswith("#")]
-    assert values and all("CHANGE-ME" in value for value in values)
-    assert "secrets.env" in (K8S_ROOT / "overlays" / ".gitignore").read_text(encoding="utf-8").split()
+    assert migrations["name"] == MIGRATIONS_SECRET and migrations["envs"] == ["migrations.env"]
+    # the committed files hold placeholders only and are not the ones kustomize reads; those are git-ignored
+    for name in ("secrets.env", "migrations.env"):
+        example = (OVERLAY / f"{name}.example").read_text(encoding="utf-8")
+        values = [line.split("=", 1)[1] for line in example.splitlines() if "=" in line and not line.startswith("#")]
+        assert values and all("CHANGE-ME" in value for value in values)
+        assert name in (K8S_ROOT / "overlays" / ".gitignore").read_text(encoding="utf-8").split()
 
 
 def kustomize(folder) -> subprocess.CompletedProcess:
@@ -188,7 +195,7 @@ def documents(text: str) -> list[dict]:
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
 def test_kustomize_builds_the_base_and_the_overlay_with_its_generated_secret(tmp_path):
     tree = tmp_path / "k8s"
-    shutil.copytree(K8S_ROOT, tree, ignore=shutil.ignore_patterns("secrets.env", "__pycache__"))
+    shutil.copytree(K8S_ROOT, tree, ignore=shutil.ignore_patterns("secrets.env", "migrations.env", "__pycache__"))
     overlay = tree / OVERLAY.relative_to(K8S_ROOT)
     base = kustomize(tree)
     assert base.returncode == 0, base.stderr
@@ -196,17 +203,21 @@ def test_kustomize_builds_the_base_and_the_overlay_with_its_generated_secret(tmp
     without = kustomize(overlay)  # no secrets.env: nothing is built, no placeholder reaches a cluster
     assert without.returncode != 0 and "secrets.env" in without.stderr
     shutil.copy(overlay / "secrets.env.example", overlay / "secrets.env")
+    shutil.copy(overlay / "migrations.env.example", overlay / "migrations.env")
     built = kustomize(overlay)
     assert built.returncode == 0, built.stderr
     docs = documents(built.stdout)
-    (secret,) = [doc for doc in docs if doc["kind"] == "Secret"]
+    secrets = {doc["metadata"]["name"].rsplit("-", 1)[0]: doc for doc in docs if doc["kind"] == "Secret"}
+    secret, ddl = secrets[SECRET], secrets[MIGRATIONS_SECRET]
     assert secret["metadata"]["name"].startswith(f"{SECRET}-") and secret["metadata"]["namespace"] == "helpdesk"
-    assert "DATABASE_URL" in secret["data"]
+    assert set(secret["data"]) == {"DATABASE_URL"} and set(ddl["data"]) == {"MIGRATION_DATABASE_URL"}
     deployments = [doc for doc in docs if doc["kind"] == "Deployment"]
     assert {d["metadata"]["name"] for d in deployments} == set(SERVICES)
     for d in deployments:  # the hashed name replaces helpdesk-secrets: a changed value rolls the pods
         (only,) = d["spec"]["template"]["spec"]["containers"]
         assert [s["secretRef"]["name"] for s in only["envFrom"] if "secretRef" in s] == [secret["metadata"]["name"]]
+        migrate = next(c for c in d["spec"]["template"]["spec"]["initContainers"] if c["name"] == "migrate")
+        assert [s["secretRef"]["name"] for s in migrate["envFrom"] if "secretRef" in s] == [ddl["metadata"]["name"]]
 
 
 def test_the_service_account_mounts_no_token():
@@ -268,7 +279,8 @@ def policy_files() -> list[str]:
 @pytest.mark.parametrize("name", SERVICES)
 def test_policies_are_validated_before_the_service_starts_and_a_failure_stops_the_rollout(name):
     spec = container(name)
-    (init,) = deployment(name)["spec"]["template"]["spec"]["initContainers"]
+    init, migrate = deployment(name)["spec"]["template"]["spec"]["initContainers"]
+    assert (init["name"], migrate["name"]) == ("validate-policies", "migrate"), "policies first: they cost nothing"
     assert init["image"] == spec["image"]
     assert init["command"] == ["helpdesk", "policy", "validate", *policy_files()]
     assert init["securityContext"] == spec["securityContext"]
@@ -284,7 +296,7 @@ def test_policies_are_validated_before_the_service_starts_and_a_failure_stops_th
 def validate_policies(folder, files: dict[str, str]) -> subprocess.CompletedProcess:
     for filename, text in files.items():
         (folder / filename).write_text(text, encoding="utf-8")
-    (init,) = deployment("sla")["spec"]["template"]["spec"]["initContainers"]
+    init = deployment("sla")["spec"]["template"]["spec"]["initContainers"][0]
     args = [str(folder / path.rsplit("/", 1)[1]) if path.startswith("/") else path for path in init["command"][1:]]
     return subprocess.run([sys.executable, "-c", "from services.cli import main; main()", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
@@ -318,7 +330,8 @@ def consumer_groups() -> dict[str, set[tuple[str, str]]]:
 
 
 def test_the_external_secret_example_makes_the_secret_the_deployments_read():
-    (external,) = load_yaml_documents(EXAMPLES / "external-secret.yaml")
+    external, migrations = load_yaml_documents(EXAMPLES / "external-secret.yaml")
+    assert migrations["spec"]["target"]["name"] == MIGRATIONS_SECRET and migrations["kind"] == "ExternalSecret"
     assert external["apiVersion"].startswith("external-secrets.io/") and external["kind"] == "ExternalSecret"
     assert external["spec"]["target"]["name"] == SECRET
     assert external["metadata"]["namespace"] == load_yaml(K8S / "kustomization.yaml")["namespace"]
@@ -364,3 +377,19 @@ def test_policy_configmap_holds_exactly_the_files_in_config():
     data = resources_of_kind("ConfigMap")["helpdesk-policies"]["data"]
     config = ROOT / "config"
     assert data == {path.name: path.read_text(encoding="utf-8") for path in config.glob("*.yaml")}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_the_schema_is_migrated_by_the_ddl_role_before_the_service_starts_without_that_right(name):
+    spec = container(name)
+    migrate = deployment(name)["spec"]["template"]["spec"]["initContainers"][1]
+    assert migrate["image"] == spec["image"] and migrate["securityContext"] == spec["securityContext"]
+    assert migrate["command"] == ["helpdesk", "migrate", name]
+    assert {s["secretRef"]["name"] for s in migrate["envFrom"] if "secretRef" in s} == {MIGRATIONS_SECRET}
+    assert MIGRATIONS_SECRET not in {s.get("secretRef", {}).get("name") for s in spec["envFrom"]}, \
+        "the service itself never sees the DDL role's credentials"
+    settings = resources_of_kind("ConfigMap")["helpdesk-settings"]["data"]
+    assert settings["MIGRATE_ON_START"] == "false" and settings["MIGRATION_GRANT_TO"]
+    runtime_user = urlsplit([line.split("=", 1)[1] for line in (OVERLAY / "secrets.env.example").read_text(
+        encoding="utf-8").splitlines() if line.startswith("DATABASE_URL=")][0]).username
+    assert runtime_user == settings["MIGRATION_GRANT_TO"], "the role granted the rights is the one the services log in as"
