@@ -14,7 +14,8 @@ take the raw batch of records (they parse it themselves, to reject bad input wit
 generator alone would describe every inbound payload as `EmptyPayload`. `describe_inbound` puts the
 real ones in: the pydantic models each topic is parsed with (`complaint.received`, the case-activity
 union, the approval answer, `complaint.classified`), with the field meanings of
-deploy/contract_docs.py.
+deploy/contract_docs.py, and for sla.v1 and compensation.v1 (read by followup's recovery read model)
+the models those services publish.
 """
 from __future__ import annotations
 
@@ -157,6 +158,19 @@ def inbound_schemas() -> dict[str, tuple[str, dict[str, Any]]]:
         _add(defs, def_name, definition)
     defs["ComplaintClassified"] = classified
     out[CLASSIFIED] = ("ComplaintClassified", defs)
+
+    # sla's and compensation's output, read by followup's recovery read model: the outbound models.
+    from services.compensation.contract import CompensationEvent
+    from services.sla.contract import SlaEvent
+    from shared.events import COMPENSATION, SLA
+
+    for topic, model in ((SLA, SlaEvent), (COMPENSATION, CompensationEvent)):
+        defs = {}
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for def_name, definition in schema.pop("$defs", {}).items():
+            _add(defs, def_name, definition)
+        defs[model.__name__] = schema
+        out[topic] = (model.__name__, defs)
     return out
 
 

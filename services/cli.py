@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from services import rejected_cli
+from services import rejected_cli, report_cli
 from services.intake.classifier import cli as classifier_cli
 from shared.settings import REPO_ROOT
 
@@ -20,6 +20,7 @@ case_app = typer.Typer(help="Everything the services know about one case.", no_a
 app.add_typer(rejected_cli.app, name="rejected")
 app.add_typer(case_app, name="case")
 app.add_typer(classifier_cli.app, name="classifier")
+app.add_typer(report_cli.app, name="report")
 
 def _version(value: bool) -> None:
     if value:
@@ -148,7 +149,7 @@ def migrate(
             db.check_role(grant_to)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
-    url = settings.migration_database_url.get_secret_value() if settings.migration_database_url else settings.database_url
+    url = settings.migration_dsn()
 
     async def run() -> int:
         pending_total = 0
@@ -192,7 +193,7 @@ def case_show(
     (times in UTC, due times also in the customer's zone). Exit 1 for an unknown case, 2 when PostgreSQL is unreachable."""
     from services import case_cli
 
-    case_cli.show(case_id, as_json, _settings().database_url)
+    case_cli.show(case_id, as_json, _settings().dsn())
 
 
 # ---------- simulate ----------
@@ -241,7 +242,7 @@ def unreachable(exc: BaseException) -> str | None:
                             asyncpg.InvalidCatalogNameError, ConnectionError, TimeoutError, OSError)):
             from urllib.parse import urlsplit
 
-            parts = urlsplit(settings.database_url)
+            parts = urlsplit(settings.dsn())
             where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
             return (f"a server is unreachable ({type(one).__name__}: {one}); PostgreSQL is configured at {where}, "
                     f"Kafka at {settings.kafka_bootstrap_servers}")

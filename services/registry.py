@@ -61,7 +61,8 @@ COMPENSATION = Service(
 )
 FOLLOWUP = Service(
     "followup", 9104, "followup", "followup", "services.followup.policy:FollowupPolicy",
-    consumes=(ev.CLASSIFIED, ev.CASE_ACTIVITY), produces=(ev.FOLLOWUPS, ev.REJECTED),
+    # sla.v1 and compensation.v1: the recovery read model's consumer only (README, "Recovery analytics")
+    consumes=(ev.CLASSIFIED, ev.CASE_ACTIVITY, ev.SLA, ev.COMPENSATION), produces=(ev.FOLLOWUPS, ev.REJECTED),
 )
 
 SERVICES: tuple[Service, ...] = (INTAKE, SLA, COMPENSATION, FOLLOWUP)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import json
 import logging
 import time
@@ -336,8 +337,7 @@ class Inbox:
                 outcomes += await self._retrying(lambda one=item: self._apply([one], prepare))
         elapsed = time.perf_counter() - started
         self.metrics.batch_size.observe(len(items))
-        for item, outcome in zip(items, outcomes):
-            self._count(item, outcome, elapsed / len(items))
+        self._count(items, outcomes, elapsed / len(items))
         return outcomes
 
     def _read(self, record: Any, route: Router) -> _Item | None:
@@ -380,16 +380,37 @@ class Inbox:
                 outcomes.append(await item.apply(batch, item.event) or "processed")
         return outcomes
 
-    def _count(self, item: _Item, outcome: str, seconds: float) -> None:
-        if item.rejection is not None and outcome != "duplicate":
-            self.metrics.rejected.labels(item.topic, item.rejection.reason).inc()
-            log.info("rejected %s[%d]@%d: %s", item.topic, item.ref.partition, item.ref.offset, item.rejection.reason)
-        if outcome == "duplicate":
-            self.metrics.duplicates.labels(item.topic).inc()
-        elif item.keyless:
-            records_without_key(self.service).labels(item.topic).inc()
-        self.metrics.events_handled.labels(item.topic, outcome).inc()
-        self.metrics.handler_duration.labels(item.topic).observe(seconds)
+    def _count(self, items: list[_Item], outcomes: list[str], seconds: float) -> None:
+        """Counts a handled batch: each metric child is looked up once per batch and label set
+        (topic, outcome, reason), not once per record; each record's share of the batch's time
+        (`seconds`) is observed once per record."""
+        handled: collections.Counter[tuple[str, str]] = collections.Counter()
+        rejected: collections.Counter[tuple[str, str]] = collections.Counter()
+        duplicates: collections.Counter[str] = collections.Counter()
+        keyless: collections.Counter[str] = collections.Counter()
+        for item, outcome in zip(items, outcomes):
+            handled[(item.topic, outcome)] += 1
+            if item.rejection is not None and outcome != "duplicate":
+                rejected[(item.topic, item.rejection.reason)] += 1
+                log.info("rejected %s[%d]@%d: %s", item.topic, item.ref.partition, item.ref.offset,
+                         item.rejection.reason)
+            if outcome == "duplicate":
+                duplicates[item.topic] += 1
+            elif item.keyless:
+                keyless[item.topic] += 1
+        for (topic, reason), n in rejected.items():
+            self.metrics.rejected.labels(topic, reason).inc(n)
+        for topic, n in duplicates.items():
+            self.metrics.duplicates.labels(topic).inc(n)
+        for topic, n in keyless.items():
+            records_without_key(self.service).labels(topic).inc(n)
+        for (topic, outcome), n in handled.items():
+            self.metrics.events_handled.labels(topic, outcome).inc(n)
+        per_topic: collections.Counter[str] = collections.Counter(item.topic for item in items)
+        for topic, n in per_topic.items():
+            observe = self.metrics.handler_duration.labels(topic).observe
+            for _ in range(n):
+                observe(seconds)
 
     async def _retrying(self, work: Callable[[], Awaitable[list[str]]]) -> list[str]:
         return await self._retrier.call(work)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -61,6 +61,8 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
         "max_records": settings.consumer_batch_size,
         "batch_timeout_ms": max(1, int(settings.consumer_batch_wait * 1000)),
         "auto_offset_reset": "earliest",
+        # Records of aborted transactions (an outbox relay fenced mid-batch, shared/outbox_tx.py) are skipped.
+        "isolation_level": "read_committed",
         "session_timeout_ms": 10_000,
         "heartbeat_interval_ms": 1_000,
         "max_partition_fetch_bytes": 2 * MAX_RECORD_BYTES,
@@ -118,8 +120,9 @@ def make_broker(settings: Settings, **kwargs: Any) -> KafkaBroker:
     )
 
 
-def make_producer(settings: Settings) -> AIOKafkaProducer:
-    # Idempotent producer: a retried send never writes a record twice into a partition.
+def make_producer(settings: Settings, transactional_id: str | None = None) -> AIOKafkaProducer:
+    """The services' producer (unstarted): idempotent, so a retried send never writes a record twice
+    into a partition; with `transactional_id`, transactional (shared/outbox_tx.py)."""
     return AIOKafkaProducer(
         **client_args(settings),
         acks="all",
@@ -127,7 +130,14 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         linger_ms=5,
         max_request_size=4 * MAX_RECORD_BYTES,
         compression_type=None,
+        transactional_id=transactional_id,
     )
+
+
+def make_committed_reader(settings: Settings) -> AIOKafkaConsumer:
+    """An unstarted consumer without a group that reads committed records only."""
+    return AIOKafkaConsumer(**client_args(settings), enable_auto_commit=False, auto_offset_reset="earliest",
+                            isolation_level="read_committed")
 
 
 async def ensure_topics(settings: Settings, names: tuple[str, ...] = ALL_TOPICS) -> None:

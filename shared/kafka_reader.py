@@ -18,7 +18,9 @@ async def read_topic(settings: Settings, name: str, *, limit: int | None = None,
     after another, so not in time order across them: see `by_time`), with the record's key added as
     `_key`. With `positions`, also `_partition`, `_offset` and `_timestamp` (the record's Kafka
     timestamp, milliseconds since the Unix epoch)."""
-    consumer = AIOKafkaConsumer(**client_args(settings), enable_auto_commit=False, auto_offset_reset="earliest")
+    # read_committed: never the records of an aborted transaction (shared/outbox_tx.py)
+    consumer = AIOKafkaConsumer(**client_args(settings), enable_auto_commit=False, auto_offset_reset="earliest",
+                                isolation_level="read_committed")
     try:
         await consumer.start()
     except BaseException:

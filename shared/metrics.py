@@ -75,7 +75,7 @@ def service_metrics(service: str) -> ServiceMetrics:
         policy_info=Gauge(f"{p}_policy_info", "The policy version in force (value 1)", ["policy", "version"]),
         consumer_lag=Gauge(
             f"{p}_consumer_lag_records", "Records on an assigned partition not yet handled and committed",
-            ["topic", "partition"],
+            ["topic", "partition", "group"],
         ),
         batch_size=Histogram(
             f"{p}_consumer_batch_records", "Inbound records handled in one transaction (one Kafka fetch)",

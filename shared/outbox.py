@@ -26,7 +26,6 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
-from shared.events import dump
 from shared.metrics import service_metrics
 from shared.resilience import KAFKA, POSTGRES, DependencyWatch, Retrier, short_reason
 
@@ -34,9 +33,12 @@ log = logging.getLogger(__name__)
 
 
 def encode(event: BaseModel | dict[str, Any]) -> bytes:
-    """An event as the outbox's JSON payload bytes."""
-    body = dump(event) if isinstance(event, BaseModel) else event
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    """An event as the outbox's JSON payload bytes (UTF-8, compact). A model is serialised by
+    pydantic in one step (`model_dump_json`, fields that are None left out, as `shared.events.dump`
+    gives them), without building a dict first; a dict goes through `json.dumps`."""
+    if isinstance(event, BaseModel):
+        return event.model_dump_json(exclude_none=True).encode("utf-8")
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
 
 
 async def enqueue(
@@ -156,24 +158,36 @@ class OutboxRelay:
                     f"SELECT created_at FROM {self.schema}.outbox ORDER BY id LIMIT 1"
                 )
                 return 0
-            rows = await conn.fetch(
-                f"SELECT id, topic, key, payload, created_at FROM {self.schema}.outbox ORDER BY id LIMIT $1",
-                self.batch_size,
-            )
+            rows = await self._next_rows(conn)
             if not rows:
-                self._oldest_created = None
-                self.metrics.outbox_backlog.set(0)
                 return 0
-            # Before sending: while Kafka is away the sends fail and these stay the last word.
-            self._oldest_created = rows[0]["created_at"]
-            if len(rows) < self.batch_size:
-                self.metrics.outbox_backlog.set(len(rows))
-            else:  # more than a batch waits: the id span is an estimate (rolled-back inserts leave gaps)
-                last = await conn.fetchval(f"SELECT max(id) FROM {self.schema}.outbox")
-                self.metrics.outbox_backlog.set(max(len(rows), last - rows[0]["id"] + 1))
             futures = [await self.producer.send(r["topic"], value=r["payload"], key=r["key"]) for r in rows]
             await asyncio.gather(*futures)  # every record acknowledged before any row is deleted
             await conn.execute(f"DELETE FROM {self.schema}.outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        return self._published(rows)
+
+    async def _next_rows(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        """The next batch of outbox rows in id order (id, topic, key, payload, created_at), with the
+        backlog gauges set before anything is sent: while Kafka is away the sends fail and these stay
+        the last word."""
+        rows = await conn.fetch(
+            f"SELECT id, topic, key, payload, created_at FROM {self.schema}.outbox ORDER BY id LIMIT $1",
+            self.batch_size,
+        )
+        if not rows:
+            self._oldest_created = None
+            self.metrics.outbox_backlog.set(0)
+            return []
+        self._oldest_created = rows[0]["created_at"]
+        if len(rows) < self.batch_size:
+            self.metrics.outbox_backlog.set(len(rows))
+        else:  # more than a batch waits: the id span is an estimate (rolled-back inserts leave gaps)
+            last = await conn.fetchval(f"SELECT max(id) FROM {self.schema}.outbox")
+            self.metrics.outbox_backlog.set(max(len(rows), last - rows[0]["id"] + 1))
+        return list(rows)
+
+    def _published(self, rows: list[asyncpg.Record]) -> int:
+        """Counts a published batch (per topic, and each row's delay since it was written); returns its size."""
         now = time.time()
         for r in rows:
             self.metrics.outbox_published.labels(r["topic"]).inc()

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 from faststream.asgi import AsgiFastStream
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
@@ -29,6 +30,7 @@ from shared.inbound import Inbox
 from shared.logcontext import IdsFilter
 from shared.metrics import service_metrics
 from shared.outbox import OutboxRelay
+from shared.outbox_tx import TransactionalRelay, ensure_position_topic
 from shared.policy import LoadedPolicy, PolicyHolder
 from shared.retention import InboxRetention
 from shared.settings import Settings, get_settings
@@ -253,15 +255,25 @@ class ServiceRuntime:
     async def _start(self) -> None:
         s = self.settings
         await kafka.ensure_topics(s)
-        self.pool = await db.create_pool(s.database_url, min_size=s.db_pool_min, max_size=s.db_pool_max)
+        self.pool = await db.create_pool(s.dsn(), min_size=s.db_pool_min, max_size=s.db_pool_max)
         if s.migrate_on_start:
             await db.migrate(self.pool, self.schema, self.migrations)
         else:
             await self._wait_for_migrations()
         self.inbox = Inbox(self.pool, self.schema, self.name, self.topic(REJECTED), s.helpdesk_topic_prefix)
-        self.producer = kafka.make_producer(s)
-        await self.producer.start()
-        self.relay = OutboxRelay(self.pool, self.schema, self.producer, service=self.name, batch_size=s.outbox_batch_size)
+        if s.kafka_transactions:
+            relay = TransactionalRelay(
+                self.pool, self.schema, service=self.name, topic_prefix=s.helpdesk_topic_prefix,
+                producer_factory=lambda txn_id: kafka.make_producer(s, transactional_id=txn_id),
+                consumer_factory=lambda: kafka.make_committed_reader(s), batch_size=s.outbox_batch_size,
+            )
+            await ensure_position_topic(lambda: AIOKafkaAdminClient(**kafka.client_args(s)), relay.position_topic,
+                                        s.kafka_replication_factor)
+            self.relay = relay
+        else:
+            self.producer = kafka.make_producer(s)
+            await self.producer.start()
+            self.relay = OutboxRelay(self.pool, self.schema, self.producer, service=self.name, batch_size=s.outbox_batch_size)
         self._relay_task = asyncio.ensure_future(self.relay.run())
         for spec in self._timer_specs:
             engine = TimerEngine(
@@ -375,20 +387,23 @@ class ServiceRuntime:
     async def _measure_lag_once(self) -> None:
         prefix = self.settings.helpdesk_topic_prefix
         lag = self.metrics.consumer_lag
-        measured: list[tuple[str, str, int]] = []
+        measured: list[tuple[str, str, str, int]] = []
         for subscriber in self.broker.subscribers:
             consumer = getattr(subscriber, "consumer", None)
             if consumer is None:
                 continue
+            # two groups may read one topic (followup's inbound and recovery consumers): each its own lag
+            group = str(getattr(subscriber, "group_id", "") or "").removeprefix(prefix)
             for partition in consumer.assignment():
                 highwater = consumer.highwater(partition)
                 if highwater is None:
                     continue  # nothing fetched yet on this partition
                 committed = await consumer.committed(partition) or 0
-                measured.append((partition.topic.removeprefix(prefix), str(partition.partition), max(0, highwater - committed)))
+                measured.append((partition.topic.removeprefix(prefix), str(partition.partition), group,
+                                 max(0, highwater - committed)))
         lag.clear()  # after the round: a failed one leaves the last lag in place
-        for topic, partition_number, value in measured:
-            lag.labels(topic, partition_number).set(value)
+        for topic, partition_number, group, value in measured:
+            lag.labels(topic, partition_number, group).set(value)
 
     def _policy_loaded(self, name: str, loaded: LoadedPolicy[Any], first: bool = False) -> None:
         self.metrics.policy_info.clear()
@@ -455,8 +470,15 @@ class ServiceRuntime:
 
         setup_logging(self.settings.log_level, fmt=self.settings.log_format, service=self.name)
         # log_config=None: uvicorn keeps its hands off logging (no handler, format or colour of its own).
+        # uvloop (a dependency outside Windows) runs the event loop: a faster loop for the consumers,
+        # the outbox relay and the timers; asked for by name, so an image without it fails at start
+        # instead of quietly running on the slower default loop.
         uvicorn.run(self.app, host="0.0.0.0", port=self.port, log_level="warning", lifespan="on",
-                    timeout_graceful_shutdown=20, log_config=None)
+                    timeout_graceful_shutdown=20, log_config=None, loop=EVENT_LOOP)
+
+
+# The services' event loop, as uvicorn names it: uvloop where it is a dependency (pyproject.toml).
+EVENT_LOOP = "asyncio" if sys.platform == "win32" else "uvloop"
 
 
 async def _answer(send: Any, ok: bool, checks: dict[str, Any]) -> None:

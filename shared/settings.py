@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     kafka_bootstrap_servers: str = "localhost:9092"
-    database_url: str = LOCAL_DATABASE_URL
+    database_url: SecretStr = SecretStr(LOCAL_DATABASE_URL)  # its password never shows in a repr or log: read it with dsn()
     helpdesk_config_dir: Path = REPO_ROOT / "config"
     # The learned classifier's files: `classifier.joblib` (helpdesk classifier train) and the
     # embedding table `static-e5/` (helpdesk classifier distill). Built by `make model`.
@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"  # or SCRAM-SHA-256, PLAIN
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None  # shown as '**********' in any repr or log
+    # The outbox relay publishes each batch in a Kafka transaction with its position (effectively
+    # once: no event twice on an output topic, shared/outbox_tx.py). False: at-least-once publication
+    # (a crash can publish a batch again; consumers absorb it by event id), for brokers without
+    # transactions or without the TransactionalId ACL.
+    kafka_transactions: bool = True
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
@@ -62,6 +67,14 @@ class Settings(BaseSettings):
     # days): a record redelivered after its id was forgotten would be handled again.
     processed_events_retention: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(days=7)
     processed_events_prune_interval: float = Field(default=600.0, gt=0)  # seconds between prunes
+
+    def dsn(self) -> str:
+        """DATABASE_URL in clear, for the database driver only (the field is a SecretStr)."""
+        return self.database_url.get_secret_value()
+
+    def migration_dsn(self) -> str:
+        """MIGRATION_DATABASE_URL in clear, else DATABASE_URL: what `helpdesk migrate` connects with."""
+        return self.migration_database_url.get_secret_value() if self.migration_database_url else self.dsn()
 
     def sasl_password(self) -> str | None:
         """The SASL password in clear, for the Kafka client only (the field is a SecretStr)."""

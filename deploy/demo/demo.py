@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -234,6 +235,35 @@ class Demo:
                 if self.settled_at is not None else "[yellow]metrics and events still differed when the demo stopped waiting[/]")
         console.print(f"  [dim]({self.figures_from}; {when})[/]")
 
+    # ---------- what an admin sees afterwards ----------
+    def admin(self) -> None:
+        """The admin's side, through the commands an admin runs: the recovery report (did the
+        customers come back?) and a simulation of one policy edit (the coupon raised from 15% to
+        20%) against the decisions this run made. The demo's cases live seconds, so the return
+        window is seconds too."""
+        env = {**os.environ, "DATABASE_URL": self.database_url, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+               "HELPDESK_CONFIG_DIR": str(self.config_dir), "HELPDESK_TOPIC_PREFIX": self.prefix,
+               "COLUMNS": str(console.width)}
+        helpdesk = [sys.executable, "-m", "services.cli"]
+        console.rule("[bold]Recovery: did the customers come back?")
+        console.print("[dim]$ helpdesk report recovery --since 1d --within 20s[/]")
+        subprocess.run([*helpdesk, "report", "recovery", "--since", "1d", "--within", "20s"], env=env, cwd=ROOT)
+
+        policy = (self.config_dir / "compensation.yaml").read_text(encoding="utf-8")
+        draft = self.config_dir.parent / f"{self.config_dir.name}-draft-compensation.yaml"
+        edited = policy.replace("        percent: 15\n", "        percent: 20\n", 1)
+        if edited == policy:
+            console.print("[yellow]![/] the demo policy has no 15% coupon any more: simulation skipped")
+            return
+        draft.write_text(edited, encoding="utf-8")
+        try:
+            console.rule("[bold]What if the coupon were 20% instead of 15%?")
+            console.print("[dim]$ helpdesk policy simulate --policy draft-compensation.yaml --since 1d --show 5[/]")
+            subprocess.run([*helpdesk, "policy", "simulate", "--policy", str(draft), "--since", "1d", "--show", "5"],
+                           env=env, cwd=ROOT)
+        finally:
+            draft.unlink(missing_ok=True)
+
     # ---------- tear-down ----------
     async def teardown(self) -> None:
         await self.stop_collecting()
@@ -271,6 +301,7 @@ async def main() -> int:
         await demo.play()
         await demo.snapshot()
         demo.report()
+        await asyncio.to_thread(demo.admin)
         return 0
     except asyncio.CancelledError:
         console.print("\n[yellow]interrupted: stopping what the demo started[/]")

@@ -2,7 +2,8 @@
 service layer's method, services/compensation/service.py) and hands the fetched batch to the Inbox.
 
 - helpdesk.complaints.classified.v1 → `Compensation.on_classified` (prepared by `prepare`);
-- helpdesk.compensation-approvals.v1 → `Compensation.on_approval`, with the record to report a refusal;
+- helpdesk.compensation-approvals.v1 → `Compensation.on_approval`, with the record to report a refusal
+  (prepared by `prepare_approvals`);
 - helpdesk.case-activity.v1, `case.reopened` only (`reopened_only`) → `Compensation.on_reopened`.
 """
 from __future__ import annotations
@@ -32,7 +33,7 @@ async def on_approvals(msg: KafkaMessage, compensation: Compensation = Context("
         ref = RecordRef.of(record)  # refused answers go to the rejected topic with their record
         return Route(parse_answer, lambda batch, answer: compensation.on_approval(batch, answer, ref))
 
-    await compensation.runtime.inbox.handle_batch(msg.raw_message, route)
+    await compensation.runtime.inbox.handle_batch(msg.raw_message, route, compensation.prepare_approvals)
 
 
 def reopened_only(record: Any, apply: Apply | None = None) -> Route | None:

@@ -12,8 +12,8 @@ and 1.852 BHD are stored as they are) and pass through asyncpg as `Decimal`, nev
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import asdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -113,12 +113,14 @@ MIGRATIONS = [
     ),
 ]
 
-# The ledger row a granted or approved decision adds to (`spending` is the decision's row).
+# The ledger rows granted or approved decisions add to (`spending` holds the decisions' rows; several
+# spending one ledger row are summed first: an upsert may touch a row only once per statement).
 _SPEND = f"""
     INSERT INTO {SCHEMA}.budget_spent AS b (source, currency, month, spent)
     SELECT source, coalesce(budget_currency, currency), date_trunc('month', decided_at AT TIME ZONE 'UTC')::date,
-           coalesce(budget_value, value) FROM spending
+           sum(coalesce(budget_value, value)) FROM spending
     WHERE status IN ('granted', 'approved') AND coalesce(budget_value, value) > 0
+    GROUP BY 1, 2, 3
     ON CONFLICT (source, currency, month) DO UPDATE SET spent = b.spent + EXCLUDED.spent
 """
 
@@ -152,10 +154,19 @@ async def lock_cases(batch: Batch, case_ids: Iterable[str]) -> dict[str, int]:
 
 
 async def record_reopen(conn: asyncpg.Connection, case_id: str) -> None:
+    """One more reopen of the case (a case first seen here starts at 1)."""
+    await record_reopens(conn, {case_id: 1})
+
+
+async def record_reopens(conn: asyncpg.Connection, reopens: Mapping[str, int]) -> None:
+    """Adds `reopens[case_id]` reopens to each case, in one statement (a case first seen here
+    starts at its count)."""
+    if not reopens:
+        return
     await conn.execute(
-        f"INSERT INTO {SCHEMA}.cases AS c (case_id, reopens) VALUES ($1, 1) "
-        "ON CONFLICT (case_id) DO UPDATE SET reopens = c.reopens + 1, updated_at = now()",
-        case_id,
+        f"INSERT INTO {SCHEMA}.cases AS c (case_id, reopens) SELECT * FROM unnest($1::text[], $2::int[]) "
+        "ON CONFLICT (case_id) DO UPDATE SET reopens = c.reopens + EXCLUDED.reopens, updated_at = now()",
+        list(reopens), list(reopens.values()),
     )
 
 
@@ -195,6 +206,67 @@ async def case_history(conn: asyncpg.Connection, case_id: str, reopens: int, cur
     )
 
 
+@dataclass(frozen=True)
+class Compensated:
+    """One granted or pending_approval decision of a case, as `case_history` reads it: its grant
+    round, its value in its currency, and its status since (granted, pending, approved or denied)."""
+
+    grant_round: int
+    currency: str
+    value: Decimal
+    status: str
+
+
+async def compensations_of_cases(conn: asyncpg.Connection, case_ids: Iterable[str]) -> dict[str, list[Compensated]]:
+    """The granted and pending_approval decisions of each case, in one statement: {case_id: [...]}
+    (a case without any is missing). With `history_of`, what `case_history` reads for a batch's
+    cases at once; call it holding the cases' locks."""
+    rows = await conn.fetch(
+        f"SELECT case_id, grant_round, currency, value, status FROM {SCHEMA}.decisions"
+        " WHERE case_id = ANY($1::text[]) AND outcome IN ('granted', 'pending_approval') ORDER BY decided_at",
+        list(set(case_ids)),
+    )
+    out: dict[str, list[Compensated]] = {}
+    for r in rows:
+        out.setdefault(r["case_id"], []).append(Compensated(r["grant_round"], r["currency"], r["value"], r["status"]))
+    return out
+
+
+def history_of(reopens: int, compensated: Iterable[Compensated], currency: str, month_spent: Decimal) -> CaseHistory:
+    """`case_history`'s answer from a case's `compensations_of_cases` rows: their rounds, the total
+    of those in `currency` still granted, pending or approved, and `month_spent` as given."""
+    compensated = list(compensated)
+    return CaseHistory(
+        reopens=reopens,
+        compensated_rounds=tuple(c.grant_round for c in compensated),
+        granted_total=sum((c.value for c in compensated
+                           if c.currency == currency and c.status in ("granted", "pending", "approved")), Decimal(0)),
+        month_spent=month_spent,
+    )
+
+
+def round_taken(compensated: Iterable[Compensated], grant_round: int) -> bool:
+    """Whether `one_compensation_per_round` would refuse another granted or pending_approval
+    decision of the case in `grant_round` (it has one already, whatever its status since)."""
+    return any(c.grant_round == grant_round for c in compensated)
+
+
+async def months_spent(conn: asyncpg.Connection, budgets: Iterable[tuple[str, str]],
+                       month_start: datetime) -> dict[tuple[str, str], Decimal]:
+    """What each (source, budget line currency) spent in the month of `month_start` (UTC), in one
+    statement; 0 for a line without spending."""
+    wanted = sorted(set(budgets))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT source, currency, spent FROM {SCHEMA}.budget_spent"
+        " WHERE month = $3 AND (source, currency) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [b[0] for b in wanted], [b[1] for b in wanted], _month(month_start),
+    )
+    found = {(r["source"], r["currency"]): r["spent"] for r in rows}
+    return {budget: found.get(budget, Decimal(0)) for budget in wanted}
+
+
 async def month_spent(conn: asyncpg.Connection, source: str, currency: str, month_start: datetime) -> Decimal:
     """What `source` spent of its budget line in `currency` in the month of `month_start` (UTC)."""
     spent = await conn.fetchval(
@@ -208,35 +280,74 @@ def _month(month_start: datetime) -> date:
     return month_start.astimezone(timezone.utc).date().replace(day=1)
 
 
+@dataclass(frozen=True)
+class NewDecision:
+    """A decision to record (the arguments of `insert_decision`)."""
+
+    decision_id: str
+    decision: Decision
+    case_id: str
+    customer_id: str
+    source: str
+    causation_id: str
+    grant_round: int
+    inputs: dict[str, Any]
+    decided_at: datetime
+
+
 async def insert_decision(conn: asyncpg.Connection, *, decision_id: str, decision: Decision, case_id: str,
                           customer_id: str, source: str, causation_id: str, grant_round: int,
                           inputs: dict[str, Any], decided_at: datetime) -> bool:
     """False when the one-compensation-per-round constraint refused it (another decision won the race)."""
-    status = {"granted": "granted", "pending_approval": "pending", "none": "none"}[decision.outcome]
-    # the budget line it spends once granted or approved; without one, its own currency and value
-    budget_currency, budget_value = ((decision.budget.currency, decision.budget.amount) if decision.budget
-                                     else (decision.currency, decision.value))
-    # DO NOTHING rather than catching the violation: no savepoint (two round trips) per decision.
-    inserted = await conn.fetchval(
+    new = NewDecision(decision_id, decision, case_id, customer_id, source, causation_id, grant_round, inputs, decided_at)
+    return decision_id in await insert_decisions(conn, [new])
+
+
+async def insert_decisions(conn: asyncpg.Connection, decisions: Sequence[NewDecision]) -> set[str]:
+    """Records decisions in one statement, and what the granted ones spend of their budget lines;
+    returns the ids inserted. One is left out (ON CONFLICT DO NOTHING, no savepoint per decision)
+    when its id exists or the one-compensation-per-round constraint refuses it."""
+    if not decisions:
+        return set()
+    status = {"granted": "granted", "pending_approval": "pending", "none": "none"}
+    # the budget line each spends once granted or approved; without one, its own currency and value
+    budgets = [(d.decision.budget.currency, d.decision.budget.amount) if d.decision.budget
+               else (d.decision.currency, d.decision.value) for d in decisions]
+    columns: list[list[Any]] = [
+        [n.decision_id for n in decisions], [n.case_id for n in decisions], [n.customer_id for n in decisions],
+        [n.source for n in decisions], [n.causation_id for n in decisions], [n.grant_round for n in decisions],
+        [n.decision.outcome for n in decisions], [status[n.decision.outcome] for n in decisions],
+        [n.decision.rule_id for n in decisions], [n.decision.policy_version for n in decisions],
+        [json.dumps(n.decision.offers) for n in decisions], [n.decision.value for n in decisions],
+        [n.decision.currency for n in decisions], [n.decision.authority for n in decisions],
+        [n.decision.reason_code for n in decisions],
+        # text[] per row: unnest would flatten a 2-D array, so each row's codes travel as one JSON array
+        [json.dumps(list(n.decision.reason_codes)) for n in decisions],
+        [json.dumps(n.inputs, default=_json_default) for n in decisions],
+        [json.dumps(list(n.decision.explanation)) for n in decisions], [n.decided_at for n in decisions],
+        [b[0] for b in budgets], [b[1] for b in budgets],
+    ]
+    rows = await conn.fetch(
         f"""
         WITH spending AS (
             INSERT INTO {SCHEMA}.decisions (decision_id, case_id, customer_id, source, causation_id,
                 grant_round, outcome, status, rule_id, policy_version, offers, value, currency, authority,
                 reason_code, reason_codes, inputs, explanation, decided_at, budget_currency, budget_value)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16, $17::jsonb,
-                    $18::jsonb, $19, $20, $21)
+            SELECT d, c, cu, s, ca, g, o, st, r, pv, of, v, cur, a, rc,
+                   ARRAY(SELECT jsonb_array_elements_text(rcs)), i, e, da, bc, bv
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
+                        $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::numeric[], $13::text[],
+                        $14::text[], $15::text[], $16::jsonb[], $17::jsonb[], $18::jsonb[], $19::timestamptz[],
+                        $20::text[], $21::numeric[])
+                AS u(d, c, cu, s, ca, g, o, st, r, pv, of, v, cur, a, rc, rcs, i, e, da, bc, bv)
             ON CONFLICT DO NOTHING
-            RETURNING source, currency, decided_at, value, status, budget_currency, budget_value
+            RETURNING decision_id, source, currency, decided_at, value, status, budget_currency, budget_value
         ), spend AS ({_SPEND})
-        SELECT count(*) FROM spending
+        SELECT decision_id FROM spending
         """,
-        decision_id, case_id, customer_id, source, causation_id, grant_round, decision.outcome, status,
-        decision.rule_id, decision.policy_version, json.dumps(decision.offers), decision.value,
-        decision.currency, decision.authority, decision.reason_code, list(decision.reason_codes),
-        json.dumps(inputs, default=_json_default), json.dumps(list(decision.explanation)), decided_at,
-        budget_currency, budget_value,
+        *columns,
     )
-    return inserted == 1
+    return {r["decision_id"] for r in rows}
 
 
 def facts_as_inputs(facts: CaseFacts) -> dict[str, Any]:
@@ -257,32 +368,97 @@ def _decision_row(row: asyncpg.Record | None) -> dict[str, Any] | None:
     return out
 
 
+_DECISION_COLUMNS = ("decision_id, case_id, customer_id, causation_id, status, offers, value, currency, rule_id, "
+                     "policy_version, authority, reason_code, reason_codes, decided_at, escalations")
+
+
 async def decision_for_update(conn: asyncpg.Connection, decision_id: str) -> dict[str, Any] | None:
+    """The decision's row, locked for this transaction (offers decoded, value a Decimal); None when unknown."""
     row = await conn.fetchrow(
-        f"SELECT decision_id, case_id, customer_id, causation_id, status, offers, value, currency, rule_id, "
-        f"policy_version, authority, reason_code, reason_codes, decided_at, escalations "
-        f"FROM {SCHEMA}.decisions WHERE decision_id = $1 FOR UPDATE",
-        decision_id,
+        f"SELECT {_DECISION_COLUMNS} FROM {SCHEMA}.decisions WHERE decision_id = $1 FOR UPDATE", decision_id,
     )
     return _decision_row(row)
 
 
+async def decisions_for_update(conn: asyncpg.Connection, decision_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """`decision_for_update` for several decisions in one statement, locked in id order: {decision_id:
+    row} of those that exist."""
+    rows = await conn.fetch(
+        f"SELECT {_DECISION_COLUMNS} FROM {SCHEMA}.decisions WHERE decision_id = ANY($1::text[])"
+        " ORDER BY decision_id FOR UPDATE",
+        sorted(set(decision_ids)),
+    )
+    return {r["decision_id"]: _decision_row(r) for r in rows}  # type: ignore[misc]
+
+
 async def settle(conn: asyncpg.Connection, decision_id: str, approved: bool, approver_role: str, approver_id: str,
                  settled_at: datetime) -> None:
+    """Approves or denies one decision (`settle_many` for one)."""
+    await settle_many(conn, [Settlement(decision_id, approved, approver_role, approver_id, settled_at)])
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """An approver's accepted answer to a pending decision."""
+
+    decision_id: str
+    approved: bool
+    approver_role: str
+    approver_id: str
+    settled_at: datetime
+
+
+async def settle_many(conn: asyncpg.Connection, settlements: Sequence[Settlement]) -> None:
+    """Approves or denies decisions, whatever their status (the caller checked it), in one statement;
+    an approval spends its budget line in the month the decision was taken. Unknown ids are ignored;
+    each decision is settled once per call (the first of its settlements)."""
+    first: dict[str, Settlement] = {}
+    for one in settlements:
+        first.setdefault(one.decision_id, one)
+    if not first:
+        return
+    chosen = list(first.values())
     await conn.execute(
-        f"WITH spending AS (UPDATE {SCHEMA}.decisions SET status = $2, approver_role = $3, approver_id = $4, "
-        "settled_at = $5 WHERE decision_id = $1 "
-        "RETURNING source, currency, decided_at, value, status, budget_currency, budget_value) " + _SPEND,
-        decision_id, "approved" if approved else "denied", approver_role, approver_id, settled_at,
+        f"WITH spending AS (UPDATE {SCHEMA}.decisions AS d SET status = u.status, approver_role = u.role, "
+        "approver_id = u.approver, settled_at = u.at "
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(id, status, role, approver, at) "
+        "WHERE d.decision_id = u.id "
+        "RETURNING d.source, d.currency, d.decided_at, d.value, d.status, d.budget_currency, d.budget_value) " + _SPEND,
+        [c.decision_id for c in chosen], ["approved" if c.approved else "denied" for c in chosen],
+        [c.approver_role for c in chosen], [c.approver_id for c in chosen], [c.settled_at for c in chosen],
     )
 
 
 async def record_answer(conn: asyncpg.Connection, *, event_id: str, decision_id: str, answer: str,
                         approver_role: str, approver_id: str, accepted: bool, reason: str) -> None:
+    """Keeps one answer, accepted or refused (`record_answers` for one)."""
+    await record_answers(conn, [Answer(event_id, decision_id, answer, approver_role, approver_id, accepted, reason)])
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One approval answer as `approval_answers` keeps it."""
+
+    event_id: str
+    decision_id: str
+    answer: str
+    approver_role: str
+    approver_id: str
+    accepted: bool
+    reason: str
+
+
+async def record_answers(conn: asyncpg.Connection, answers: Sequence[Answer]) -> None:
+    """Keeps answers in one statement; an event id recorded already (or earlier in `answers`) keeps its first row."""
+    if not answers:
+        return
     await conn.execute(
         f"INSERT INTO {SCHEMA}.approval_answers (event_id, decision_id, answer, approver_role, approver_id, accepted, "
-        "reason) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
-        event_id, decision_id, answer, approver_role, approver_id, accepted, reason,
+        "reason) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[])"
+        " ON CONFLICT (event_id) DO NOTHING",
+        [a.event_id for a in answers], [a.decision_id for a in answers], [a.answer for a in answers],
+        [a.approver_role for a in answers], [a.approver_id for a in answers], [a.accepted for a in answers],
+        [a.reason for a in answers],
     )
 
 
@@ -305,3 +481,29 @@ async def spent_by_source(conn: asyncpg.Connection, month_start: datetime) -> di
         f"SELECT source, currency, spent FROM {SCHEMA}.budget_spent WHERE month = $1", _month(month_start),
     )
     return {(r["source"], r["currency"]): r["spent"] for r in rows}
+
+
+# ---------- for `helpdesk policy simulate` (read only) ----------
+async def decisions_for_simulation(conn: asyncpg.Connection, since: datetime,
+                                   source: str | None = None) -> list[dict[str, Any]]:
+    """Every decision made at or after `since` (from `source` only, when given), oldest first, with
+    what a replay needs: ids, source, `decided_at`, `inputs` (decoded: the complaint and the case
+    facts it was decided from) and what was decided (outcome, rule, offers, value, currency,
+    authority). One SELECT; it writes nothing."""
+    rows = await conn.fetch(
+        f"""
+        SELECT decision_id, case_id, source, decided_at, inputs, outcome, rule_id, offers, value, currency, authority
+        FROM {SCHEMA}.decisions
+        WHERE decided_at >= $1 AND ($2::text IS NULL OR source = $2)
+        ORDER BY decided_at, decision_id
+        """,
+        since, source,
+    )
+    out = []
+    for r in rows:
+        row = dict(r)
+        for column in ("inputs", "offers"):
+            if isinstance(row[column], str):
+                row[column] = json.loads(row[column])
+        out.append(row)
+    return out

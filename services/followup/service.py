@@ -9,7 +9,7 @@ events to publish, all committed in the batch's one transaction (outbox + durabl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from services.followup.domain import (
 from services.followup.policy import FollowupPolicy
 from shared import timers
 from shared.batch import Batch
+from shared.locks import AdvisoryLocks
 from shared.events import now
 from shared.policy import PolicyHolder
 
@@ -52,26 +53,64 @@ class Followups:
     clock: Callable[[], datetime] = now
 
     # ---------- inbound ----------
-    async def prepare(self, batch: Batch, events: list[Any]) -> None:
+    async def prepare(self, batch: Batch, events: list[Any]) -> FollowupBatch:
         """A batch's locks, taken up front in one order: its cases, then every customer it may plan
         for (the classification's, the activity's, and the known customer of each resolved or
-        reopened case)."""
+        reopened case). Then, for the cases it classifies, their rows and the activity held for
+        them, one statement each. Returns the `FollowupBatch` (the batch's `batch.state`): its
+        classifications are written together, one statement, before anything else of the batch
+        reads the cases (`_flush`) and at its end."""
         cases = (ComplaintClassified, CaseResolved, CaseReopened)
         await batch.lock(self.store.CASE_LOCKS, [e.case_id for e in events if isinstance(e, cases)])
         known = {e.customer_id for e in events if isinstance(e, (ComplaintClassified, CustomerReturned, SurveyAnswered))}
         of_cases = [e.case_id for e in events if isinstance(e, (CaseResolved, CaseReopened))]
         await batch.lock(self.store.CUSTOMER_LOCKS, known | set(await self.store.customers_of_cases(batch.conn, of_cases)))
+        classified = sorted({e.case_id for e in events if isinstance(e, ComplaintClassified)})
+        state = FollowupBatch()
+        if classified:
+            found = await self.store.cases_for_update(batch.conn, classified)
+            state.cases = {case_id: (dict(found[case_id]) if case_id in found else None) for case_id in classified}
+            state.held = {case_id: list(rows) for case_id, rows in
+                          (await self.store.take_held_activities(batch.conn, classified)).items()}
+        batch.before_commit(lambda: self._flush(batch))
+        return state
+
+    async def _flush(self, batch: Batch) -> None:
+        """Writes the classifications the batch gathered (one statement), so what reads the cases
+        next sees them."""
+        state = _state_of(batch)
+        if state is not None and state.upserts:
+            upserts, state.upserts = state.upserts, []
+            await self.store.upsert_cases(batch.conn, upserts)
 
     async def on_classified(self, batch: Batch, event: ComplaintClassified) -> str:
         """Records the case (a new complaint on a resolved case reopens it: `complaint_reopens`),
         then applies, in the order they happened, the resolutions and reopenings held for it.
         Returns "recorded"."""
-        await batch.lock(self.store.CASE_LOCKS, [event.case_id])
-        before = await self.store.upsert_case(batch.conn, event)
+        state = _state_of(batch)
+        await _lock(batch, self.store.CASE_LOCKS, [event.case_id])
         received_at = event.received_at or event.occurred_at
-        if before is not None and complaint_reopens(before["status"], before["resolved_at"], received_at):
+        if state is not None and event.case_id in state.cases:
+            # read in prepare (and kept current by this batch's classifications); written at the
+            # batch's end or before anything else reads the cases
+            before = state.cases[event.case_id]
+            state.upserts.append(event)
+            state.cases[event.case_id] = _classified(before, event, received_at)
+            held = list(state.held.pop(event.case_id, []))
+        else:  # not prepared, or changed by the batch since (activity held for it here, a reopen)
+            await self._flush(batch)
+            before = await self.store.upsert_case(batch.conn, event)
+            held = None
+        reopens = before is not None and complaint_reopens(before["status"], before["resolved_at"], received_at)
+        if reopens or held:
+            await self._flush(batch)
+            if state is not None:
+                state.cases.pop(event.case_id, None)  # changed below: read again when needed
+        if reopens:
             await self._reopen(batch, event.case_id, event.event_id)
-        held = await self.store.take_held_activity(batch.conn, event.case_id)
+        if held is None:  # what prepare took for it, and what the batch held for it since
+            taken = state.held.pop(event.case_id, []) if state is not None else []
+            held = list(taken) + list(await self.store.take_held_activity(batch.conn, event.case_id))
         if held:
             case = dict(await self.store.case_for_update(batch.conn, event.case_id))  # read once, kept current below
             for activity in sorted(held, key=lambda r: r["occurred_at"]):
@@ -91,7 +130,11 @@ class Followups:
         if not isinstance(event, (CaseResolved, CaseReopened)):
             return "ignored"  # contacts, promises, pauses: the sla service's business
         improvement = isinstance(event, CaseResolved) and names_improvement(event.improvement)
-        await batch.lock(self.store.CASE_LOCKS, [event.case_id])
+        await _lock(batch, self.store.CASE_LOCKS, [event.case_id])
+        await self._flush(batch)  # the batch's classifications so far, before the case is read
+        state = _state_of(batch)
+        if state is not None:
+            state.cases.pop(event.case_id, None)  # changed here: read again when needed
         case = await self.store.case_for_update(batch.conn, event.case_id)
         if case is None:
             # The classification is still on its way; apply this when it arrives, in order.
@@ -103,7 +146,8 @@ class Followups:
 
     async def on_customer_returned(self, batch: Batch, event: CustomerReturned) -> str:
         """The customer is back: their scheduled retention check-ins end (`cancel_on_returned`). "returned"."""
-        await batch.lock(self.store.CUSTOMER_LOCKS, [event.customer_id])
+        await self._flush(batch)
+        await _lock(batch, self.store.CUSTOMER_LOCKS, [event.customer_id])
         ending = cancel_on_returned(await self.store.scheduled_of_customer(batch.conn, event.customer_id), event.customer_id)
         if ending:
             metrics.returned_after_recovery.inc()  # came back while we were still keeping in touch
@@ -114,7 +158,8 @@ class Followups:
         """Records the answer. Nothing is moved now: every follow-up of this customer that falls due
         within `frequency.cooldown_after_response` of it is deferred or skipped when due, and new
         plans keep clear of it (the rule lives in domain.frequency). "answered"."""
-        await batch.lock(self.store.CUSTOMER_LOCKS, [event.customer_id])
+        await _lock(batch, self.store.CUSTOMER_LOCKS, [event.customer_id])
+        await self._flush(batch)
         if await self.store.record_survey_response(batch.conn, event):
             metrics.survey_responses.inc()
         return "answered"
@@ -128,7 +173,7 @@ class Followups:
         await self.store.set_case_status(batch.conn, case_id, "resolved", resolved_at)
         case["status"], case["resolved_at"] = "resolved", resolved_at
         policy, customer_id, clock = self.policy.current().policy, case["customer_id"], self.clock()
-        await batch.lock(self.store.CUSTOMER_LOCKS, [customer_id])
+        await _lock(batch, self.store.CUSTOMER_LOCKS, [customer_id])
         facts = await self.store.customer_facts(
             batch.conn, customer_id, timezone=case["timezone"], loyalty=case["loyalty"], exclude_case=case_id,
         )
@@ -151,7 +196,7 @@ class Followups:
         recipients = improvement_recipients(
             policy, category=case["category"], resolving_customer_id=case["customer_id"], candidates=candidates, now=clock,
         )
-        await batch.lock(self.store.CUSTOMER_LOCKS, [r.customer_id for r in recipients])
+        await _lock(batch, self.store.CUSTOMER_LOCKS, [r.customer_id for r in recipients])
         profiles = await self.store.customer_profiles(batch.conn, [r.customer_id for r in recipients])
         facts = await self.store.customers_facts(
             batch.conn, {r.customer_id: profiles.get(r.customer_id, _NO_PROFILE) for r in recipients},
@@ -263,3 +308,38 @@ class Followups:
         """One round of the gauges (`runtime.gauges` runs it every few seconds): customers with a
         retention check-in still scheduled."""
         metrics.customers_in_retention.set(await self.store.customers_in_retention(conn))
+
+
+@dataclass
+class FollowupBatch:
+    """What `Followups.prepare` returns, an inbound batch's `batch.state`.
+
+    `cases`: the rows (None: not classified yet) of the cases the batch classifies, as read and
+    locked in prepare and then as this batch's classifications leave them (a case something else
+    of the batch touched is dropped, and read again when needed); `held`: the activity held for
+    them, taken in prepare; `upserts`: the classifications not written yet, in order."""
+
+    cases: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    held: dict[str, list[Any]] = field(default_factory=dict)
+    upserts: list[ComplaintClassified] = field(default_factory=list)
+
+
+async def _lock(batch: Batch, locks: AdvisoryLocks, keys: Sequence[str]) -> None:
+    """`batch.lock` for the keys the batch does not hold yet (prepare took most): no statement
+    when it holds them all."""
+    await batch.lock(locks, [key for key in keys if not batch.holds(locks, key)])
+
+
+def _state_of(batch: Batch) -> FollowupBatch | None:
+    return batch.state if isinstance(batch.state, FollowupBatch) else None
+
+
+def _classified(before: dict[str, Any] | None, event: ComplaintClassified, received_at: datetime) -> dict[str, Any]:
+    """A case's row as `store.upsert_case` leaves it (its status and resolution stay; received_at
+    only moves forward)."""
+    row = dict(before) if before is not None else {"case_id": event.case_id, "status": "open", "resolved_at": None,
+                                                  "received_at": received_at}
+    row.update(customer_id=event.customer_id, category=event.category, temperament=event.temperament,
+               loyalty=event.loyalty, timezone=event.customer_timezone or "UTC",
+               received_at=max(row["received_at"], received_at))
+    return row

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -83,6 +84,36 @@ MIGRATIONS = [
         CREATE INDEX survey_responses_customer ON {schema}.survey_responses (customer_id, answered_at);
         """,
     ),
+    (
+        3,
+        """
+        -- The recovery read model (services/followup/recovery_store.py): each case's facts as the
+        -- output topics tell them, and every customer.returned. Rebuilt from the topics by
+        -- `helpdesk report rebuild`; nothing else reads or writes these tables.
+        CREATE TABLE {schema}.recovery_cases (
+            case_id           text PRIMARY KEY,
+            customer_id       text,
+            category          text,
+            received_at       timestamptz,
+            repeat_contacts   integer NOT NULL DEFAULT 0,
+            first_contact_at  timestamptz,
+            breached          boolean NOT NULL DEFAULT false,
+            resolved_at       timestamptz,
+            reopened_at       timestamptz,
+            decisions         jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+            updated_at        timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX recovery_cases_resolved ON {schema}.recovery_cases (resolved_at);
+        CREATE INDEX recovery_cases_customer ON {schema}.recovery_cases (customer_id);
+        CREATE TABLE {schema}.recovery_returns (
+            event_id     text PRIMARY KEY,
+            customer_id  text NOT NULL,
+            case_id      text NOT NULL,
+            returned_at  timestamptz NOT NULL
+        );
+        CREATE INDEX recovery_returns_customer ON {schema}.recovery_returns (customer_id, returned_at);
+        """,
+    ),
 ]
 
 _FOLLOWUP_COLUMNS = "followup_id, kind, case_id, customer_id, due_at, channel"
@@ -106,6 +137,44 @@ async def upsert_case(conn: asyncpg.Connection, event: ComplaintClassified) -> a
         event.customer_timezone or "UTC", received_at,
     )
     return before
+
+
+async def upsert_cases(conn: asyncpg.Connection, events: Sequence[ComplaintClassified]) -> None:
+    """Records a batch's classifications in one statement, as `upsert_case` one after the other
+    would: a case classified more than once takes its last classification, and its received_at
+    moves forward only (the latest of the batch's and the stored one)."""
+    if not events:
+        return
+    last: dict[str, ComplaintClassified] = {}
+    received: dict[str, datetime] = {}
+    for event in events:
+        last[event.case_id] = event
+        at = event.received_at or event.occurred_at
+        received[event.case_id] = max(received.get(event.case_id, at), at)
+    rows = list(last.values())
+    await conn.execute(
+        f"""
+        INSERT INTO {SCHEMA}.cases AS c (case_id, customer_id, category, temperament, loyalty, timezone, received_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+        ON CONFLICT (case_id) DO UPDATE SET
+            customer_id = EXCLUDED.customer_id, category = EXCLUDED.category, temperament = EXCLUDED.temperament,
+            loyalty = EXCLUDED.loyalty, timezone = EXCLUDED.timezone,
+            received_at = greatest(c.received_at, EXCLUDED.received_at), updated_at = now()
+        """,
+        [e.case_id for e in rows], [e.customer_id for e in rows], [e.category for e in rows],
+        [e.temperament for e in rows], [e.loyalty for e in rows], [e.customer_timezone or "UTC" for e in rows],
+        [received[e.case_id] for e in rows],
+    )
+
+
+async def cases_for_update(conn: asyncpg.Connection, case_ids: Iterable[str]) -> dict[str, asyncpg.Record]:
+    """`case_for_update` for several cases in one statement, locked in id order: {case_id: row} of
+    those classified already."""
+    rows = await conn.fetch(
+        f"SELECT * FROM {SCHEMA}.cases WHERE case_id = ANY($1::text[]) ORDER BY case_id FOR UPDATE",
+        sorted(set(case_ids)),
+    )
+    return {r["case_id"]: r for r in rows}
 
 
 async def case_for_update(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | None:
@@ -147,6 +216,20 @@ async def take_held_activity(conn: asyncpg.Connection, case_id: str) -> list[asy
         " RETURNING event_id, case_id, type, occurred_at, improvement",
         case_id,
     )
+
+
+async def take_held_activities(conn: asyncpg.Connection, case_ids: Iterable[str]) -> dict[str, list[asyncpg.Record]]:
+    """`take_held_activity` for several cases in one statement: {case_id: its held rows} of the
+    cases with any."""
+    rows = await conn.fetch(
+        f"DELETE FROM {SCHEMA}.pending_activity WHERE case_id = ANY($1::text[])"
+        " RETURNING event_id, case_id, type, occurred_at, improvement",
+        sorted(set(case_ids)),
+    )
+    out: dict[str, list[asyncpg.Record]] = {}
+    for r in rows:
+        out.setdefault(r["case_id"], []).append(r)
+    return out
 
 
 # ---------- what the rules need to know of a customer ----------
@@ -214,33 +297,45 @@ async def record_survey_response(conn: asyncpg.Connection, event: SurveyAnswered
 
 # ---------- follow-ups ----------
 async def record_planned(conn: asyncpg.Connection, rows: Sequence[tuple[str, PlannedFollowup]], causation_id: str) -> list[str]:
-    """Inserts planned follow-ups; returns the ids that were new (a replay inserts nothing)."""
-    inserted = []
-    for followup_id, p in rows:
-        new = await conn.fetchval(
-            f"INSERT INTO {SCHEMA}.followups (followup_id, case_id, customer_id, kind, channel, due_at, status, reason,"
-            " causation_id) VALUES ($1, $2, $3, $4, $5, $6, 'scheduled', $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
-            followup_id, p.case_id, p.customer_id, p.kind, p.channel, p.due_at, p.reason, causation_id,
-        )
-        if new:
-            inserted.append(followup_id)
-    return inserted
+    """Inserts planned follow-ups in one statement; returns the ids that were new, in the order
+    given (a replay inserts nothing)."""
+    return await _insert_followups(conn, [(fid, p, p.due_at, p.reason) for fid, p in rows], causation_id, "scheduled")
 
 
 async def record_skipped(conn: asyncpg.Connection, rows: Sequence[tuple[str, SkippedFollowup]], causation_id: str) -> list[str]:
-    """Records follow-ups the rules refused when planning; returns the ids that were new (a replay
-    inserts nothing, so it publishes no second `followup.skipped`)."""
-    inserted = []
-    for followup_id, s in rows:
-        new = await conn.fetchval(
-            f"INSERT INTO {SCHEMA}.followups (followup_id, case_id, customer_id, kind, channel, due_at, status, reason,"
-            " causation_id, closed_at) VALUES ($1, $2, $3, $4, $5, $6, 'skipped', $7, $8, now()) ON CONFLICT DO NOTHING"
-            " RETURNING 1",
-            followup_id, s.case_id, s.customer_id, s.kind, s.channel, s.would_have_been_due, s.reason, causation_id,
-        )
-        if new:
-            inserted.append(followup_id)
-    return inserted
+    """Records follow-ups the rules refused when planning, in one statement; returns the ids that
+    were new, in the order given (a replay inserts nothing, so it publishes no second
+    `followup.skipped`)."""
+    return await _insert_followups(conn, [(fid, s, s.would_have_been_due, s.reason) for fid, s in rows], causation_id,
+                                   "skipped")
+
+
+async def _insert_followups(conn: asyncpg.Connection, rows: Sequence[tuple[str, Any, datetime, str]], causation_id: str,
+                            status: str) -> list[str]:
+    """(followup_id, planned or skipped follow-up, due_at, reason) rows with `status`, one
+    statement; a skipped one is closed at once. Returns the new ids in the order given."""
+    if not rows:
+        return []
+    inserted = {r["followup_id"] for r in await conn.fetch(
+        f"INSERT INTO {SCHEMA}.followups (followup_id, case_id, customer_id, kind, channel, due_at, status, reason,"
+        " causation_id, closed_at) SELECT id, c, cu, k, ch, d, $9, r, $8, CASE WHEN $9 = 'skipped' THEN now() END"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])"
+        " AS u(id, c, cu, k, ch, d, r) ON CONFLICT DO NOTHING RETURNING followup_id",
+        [fid for fid, *_ in rows], [f.case_id for _, f, *_ in rows], [f.customer_id for _, f, *_ in rows],
+        [f.kind for _, f, *_ in rows], [f.channel for _, f, *_ in rows], [due for *_, due, _ in rows],
+        [reason for *_, reason in rows], causation_id, status,
+    )}
+    return _first_of(rows, inserted)
+
+
+def _first_of(rows: Sequence[tuple[Any, ...]], inserted: set[str]) -> list[str]:
+    """The ids (first item) of `rows` in `inserted`, in the order given, each once (its first row is the one inserted)."""
+    out, seen = [], set()
+    for followup_id, *_ in rows:
+        if followup_id in inserted and followup_id not in seen:
+            seen.add(followup_id)
+            out.append(followup_id)
+    return out
 
 
 def _pending(row: asyncpg.Record) -> PendingFollowup:

@@ -3,7 +3,9 @@ complaint classified (services/intake/domain), recorded (store.py) and `complain
 published through the Batch's outbox.
 
 The Inbox runs `Intake.prepare` once per fetched batch (the learned classifier's opinions of the
-whole batch in one call, then the batch's case locks), then `Intake.on_complaint` per complaint.
+whole batch in one call, then the batch's case locks and its cases' complaint counts), then
+`Intake.on_complaint` per complaint; the batch's complaints are recorded at its end, one statement
+per table whatever the batch's size.
 Every database access goes through `self.store` (the real store module by default;
 tests/fakes/intake_store.py in the service-layer tests).
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.intake import metrics
@@ -36,7 +38,8 @@ class Intake:
     classification policy in force (config/classification.yaml, hot-reloaded); `classifier`: the
     learned classifier, None until the policy has a `model` section; `open_classifier`: opens it
     when a policy edit adds a `model` section to a running intake; `store`: the module (or fake)
-    with `CASE_LOCKS`, `earlier_complaints` and `record_complaint`."""
+    with `CASE_LOCKS`, `Recorded`, `complaints_of_cases`, `record_complaints` and, for a
+    complaint applied outside a prepared batch, `earlier_complaints` and `record_complaint`."""
 
     runtime: ServiceRuntime
     policy: PolicyHolder[ClassificationPolicy]
@@ -90,32 +93,48 @@ class Intake:
                 metrics.classifier_confidence.observe(one.confidence)
         return out
 
-    async def prepare(self, batch: Batch, complaints: Sequence[Complaint]) -> dict[str, Prediction | None]:
+    async def prepare(self, batch: Batch, complaints: Sequence[Complaint]) -> IntakeBatch:
         """The Inbox's `prepare` step: the model's opinions of the batch's new complaints, in one call
-        (far cheaper than one per complaint), then the batch's case locks (`store.CASE_LOCKS`).
-        Returns the opinions by event id: the batch's `batch.state`, from which `on_complaint` takes
-        its complaint's (only a cache: a complaint missing from it is predicted alone)."""
+        (far cheaper than one per complaint), then the batch's case locks (`store.CASE_LOCKS`) and
+        how many complaints each of its cases had, in one statement. Returns the `IntakeBatch` (the
+        batch's `batch.state`) that `on_complaint` reads and fills; its complaints are recorded by a
+        `before_commit` step, two statements for the whole batch (store.record_complaints)."""
         predicted = dict(zip((c.event_id for c in complaints), self.predictions(complaints)))
-        await batch.lock(self.store.CASE_LOCKS, [c.case_id for c in complaints])
-        return predicted
+        case_ids = [c.case_id for c in complaints]
+        await batch.lock(self.store.CASE_LOCKS, case_ids)
+        state = IntakeBatch(predicted, await self.store.complaints_of_cases(batch.conn, case_ids), set(case_ids))
+        batch.before_commit(lambda: self.store.record_complaints(batch.conn, state.recorded))
+        return state
 
     async def on_complaint(self, batch: Batch, complaint: Complaint) -> str:
         """One complaint, holding its case's lock: counts the case's earlier complaints (its repeat
-        contacts), classifies it with the policy in force and the model's opinion, records the case
-        and the complaint (with the policy version), and publishes `complaint.classified` keyed by
-        the case id. Returns the outcome label "classified". Each event id is applied once: the Inbox
-        counts a redelivery as "duplicate" and never calls this for it (the complaints table's
-        primary key, event_id, refuses a second record)."""
-        conn = batch.conn
-        repeat_contacts = await self.store.earlier_complaints(conn, complaint.case_id)
+        contacts, including those earlier in the batch), classifies it with the policy in force and
+        the model's opinion, records the case and the complaint (with the policy version; in a
+        prepared batch, at its end with the batch's others) and publishes `complaint.classified`
+        keyed by the case id. Returns the outcome label "classified". Each event id is applied once:
+        the Inbox counts a redelivery as "duplicate" and never calls this for it (the complaints
+        table's primary key, event_id, refuses a second record)."""
+        state = batch.state if isinstance(batch.state, IntakeBatch) else None
+        if state is None:  # not prepared (one complaint on its own): read and write it now
+            await batch.lock(self.store.CASE_LOCKS, [complaint.case_id])
+            repeat_contacts = await self.store.earlier_complaints(batch.conn, complaint.case_id)
+        else:
+            if complaint.case_id not in state.read:  # a case prepare was not given: locked and read now
+                await batch.lock(self.store.CASE_LOCKS, [complaint.case_id])
+                state.complaints.update(await self.store.complaints_of_cases(batch.conn, [complaint.case_id]))
+                state.read.add(complaint.case_id)
+            repeat_contacts = state.complaints.get(complaint.case_id, 0)
         loaded = self.policy.current()
-        predicted = batch.state if isinstance(batch.state, dict) else {}
-        if complaint.event_id in predicted:
-            prediction = predicted.pop(complaint.event_id)
+        if state is not None and complaint.event_id in state.predicted:
+            prediction = state.predicted.pop(complaint.event_id)
         else:
             prediction = self.predictions([complaint])[0]
         result = classify(complaint, loaded.policy, repeat_contacts, prediction)
-        await self.store.record_complaint(conn, complaint, result, repeat_contacts, loaded.version)
+        if state is None:
+            await self.store.record_complaint(batch.conn, complaint, result, repeat_contacts, loaded.version)
+        else:
+            state.complaints[complaint.case_id] = repeat_contacts + 1
+            state.recorded.append(self.store.Recorded(complaint, result, repeat_contacts, loaded.version))
         event = classified_event(complaint, result, repeat_contacts)
         batch.publish(self.runtime.topic(CLASSIFIED), complaint.case_id, event)
         metrics.complaints_classified.labels(result.category, result.priority, complaint.channel).inc()
@@ -125,3 +144,17 @@ class Intake:
         if repeat_contacts:
             metrics.repeat_contacts.inc()
         return "classified"
+
+
+@dataclass
+class IntakeBatch:
+    """What `Intake.prepare` returns, the batch's `batch.state`: the model's opinions by event id
+    (`predicted`, only a cache: a complaint missing from it is predicted alone), each case's
+    complaints so far (`complaints`: as read in prepare, then counting the batch's own; a case
+    missing from it has none), the cases locked and read (`read`), and the complaints to record at
+    the batch's end (`recorded`, in the order applied)."""
+
+    predicted: dict[str, Prediction | None]
+    complaints: dict[str, int]
+    read: set[str] = field(default_factory=set)
+    recorded: list[Any] = field(default_factory=list)  # store.Recorded

@@ -7,6 +7,8 @@ service-layer tests give it `tests/fakes/sla_store.py`).
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,7 +120,15 @@ class Sla:
         """Fires claimed timers (`runtime.fire_timers(sla.fire)`: one Batch per claim, committed by
         the runtime when this returns). A timer whose payload cannot be read is dropped (logged);
         a timer of a case locked elsewhere is put back (armed again as it was). The others fire in
-        due order, each seeing the case as the previous one left it; the clocks are written once."""
+        due order, each seeing the case as the previous one left it; the clocks are written once.
+
+        A clock has one timer, re-armed for its next event when it fires (domain/clock.py). When
+        that next event is due by this claim already (by now, or by the latest due time claimed:
+        the claim took only timers due by the database's now), it fires in this claim too, in due
+        order with the others, so a clock that fell behind (the service was down) sends every
+        event it missed in one transaction, as it did with a timer per event. Only the clock's
+        final arming reaches the table (`Writes`: an arm after a cancel of one key ends armed).
+        Such a firing is not a claimed row: `helpdesk_sla_timers_fired_total` does not count it."""
         readable = [(t, _timer_due(t)) for t in due]
         readable = [(t, d) for t, d in readable if d is not None]
         locked = await batch.try_lock(self.store.CASE_LOCKS, [d.case_id for _, d in readable])
@@ -129,14 +139,26 @@ class Sla:
         await batch.arm_many(busy)
         cases: dict[str, CaseSla | None] = dict(await self.store.load_cases(batch.conn, sorted(locked)))
         policy, wall_clock = self.current_policy(), now()
+        horizon = max([wall_clock, *(t.due_at for t, _ in readable)])
+        order = itertools.count()
+        queue = [(t.due_at, t.key, next(order), d) for t, d in readable if d.case_id in locked]
+        heapq.heapify(queue)
+        chained: set[tuple[str, str, str, int]] = set()  # events fired in this claim after a re-arm
         outcomes = []
-        for timer, timer_due in sorted(readable, key=lambda pair: (pair[0].due_at, pair[0].key)):
-            if timer_due.case_id not in locked:
-                continue
-            outcome = self.decide(timer_due.case_id, lambda p, t=timer, d=timer_due: on_timer(
-                cases.get(d.case_id), d, p, max(wall_clock, t.due_at)), policy)
+        while queue:
+            due_at, _key, _n, timer_due = heapq.heappop(queue)
+            outcome = self.decide(timer_due.case_id, lambda p, d=timer_due, at=due_at: on_timer(
+                cases.get(d.case_id), d, p, max(wall_clock, at)), policy)
             cases[timer_due.case_id] = outcome.case
             outcomes.append(outcome)
+            for effect in outcome.effects:
+                # the clock's next event, due by this claim: fire it now (each event at most once
+                # per claim, so the loop ends whatever the rules do; they always move on anyway)
+                if isinstance(effect, ArmTimer) and effect.due_at <= horizon:
+                    event = (effect.timer.case_id, effect.timer.clock_key, effect.timer.kind, effect.timer.n)
+                    if event not in chained:
+                        chained.add(event)
+                        heapq.heappush(queue, (effect.due_at, effect.key, next(order), effect.timer))
         await self._carry_out(batch, outcomes, save_case=False)
 
     # ---------- gauges ----------
@@ -195,8 +217,11 @@ class Writes:
     """The effects of a batch of outcomes, written with one statement per table through `store`.
     An inbound batch gathers them across all its events (its `batch.state`, from Sla.prepare); a
     case changed twice in one batch is saved once, in its final state, and a timer armed and
-    withdrawn within the batch never reaches the table. Timers firing save the clocks only
-    (`save_cases=False`)."""
+    withdrawn within the batch never reaches the table. A clock's timer has one key for all its
+    armings, so one batch may cancel and arm the same key: cancels are written before arms, and a
+    key armed again after its cancel ends armed (armed, then cancelled: it ends cancelled, the
+    table's row too, since the domain cancels a clock's armed key before arming it again).
+    Timers firing save the clocks only (`save_cases=False`)."""
 
     save_cases: bool
     store: Any = default_store

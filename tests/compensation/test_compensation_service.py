@@ -176,11 +176,12 @@ async def test_stale_pending_approval_escalates_to_the_next_role(ns, tmp_path):
 
 
 async def test_kill_between_decision_and_publish_emits_exactly_one_decision_after_restart(ns):
-    service = ns.service("compensation")
     blocker = await asyncpg.connect(ns.database_url)
     try:
-        # Holding the outbox relay's lock keeps the decision in the outbox, unpublished.
+        # Holding the outbox relay's lock from before the service starts keeps it from leading: the
+        # decision stays in the outbox, unpublished (a leading relay holds the lock for good).
         await blocker.execute("SELECT pg_advisory_lock($1)", zlib.crc32(b"outbox:compensation"))
+        service = ns.service("compensation")
         event = classified(category="service_not_offered")
         await ns.kafka.publish(CLASSIFIED, event)
         for _ in range(120):

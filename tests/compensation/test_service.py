@@ -200,7 +200,8 @@ async def test_a_grant_the_rounds_constraint_refuses_is_recorded_as_already_gran
     class StaleReads(MemoryCompensationStore):
         """Reads a case's history as a concurrent instance did before the other grant committed."""
 
-        async def case_history(self, conn, case_id, reopens, *args, **kwargs):
+        @staticmethod
+        def history_of(reopens, *args, **kwargs):
             return CaseHistory(reopens=reopens)
 
     s = setup(BUDGETED, store=StaleReads())
@@ -306,3 +307,38 @@ def test_only_well_formed_reopens_are_routed_to_the_service() -> None:
     assert reopened_only(Other(), s.service.on_reopened) is None
     with pytest.raises(TypeError):
         reopened_only(Record())
+
+
+async def test_a_batch_of_answers_reads_its_decisions_once_and_a_second_answer_in_it_sees_the_first() -> None:
+    # prepare_approvals (issue #15): the batch's decisions read at once, its writes made at its end;
+    # an answer later in the batch sees the decision as the earlier one left it.
+    s = setup()
+    await s.classified(billing("CRM-1"), billing("CRM-2"))
+    first, second = (d["decision_id"] for d in s.decisions())
+
+    def answered(decision_id: str, kind: str, offset: int, case_id: str) -> tuple[ApprovalAnswer, RecordRef]:
+        document = {"event_id": f"answer-{offset}", "type": f"compensation.{kind}", "occurred_at": "2026-11-23T12:00:00Z",
+                    "source": "crm-east", "case_id": case_id, "decision_id": decision_id,
+                    "approver": {"role": "manager", "id": "M-1"}}
+        ref = RecordRef(topic=PREFIX + COMPENSATION_APPROVALS, partition=0, offset=offset, key=case_id.encode(),
+                        value=json.dumps(document).encode())
+        return ApprovalAnswer.model_validate(document), ref
+
+    batch = [answered(first, "approved", 1, "CRM-1"), answered(first, "denied", 2, "CRM-1"),
+             answered(second, "denied", 3, "CRM-2"), answered("nope", "approved", 4, "CRM-3")]
+    refs = {answer.event_id: ref for answer, ref in batch}
+    outcomes = await s.world.run(s.service.prepare_approvals,
+                                 lambda b, a: s.service.on_approval(b, a, refs[a.event_id]), [a for a, _ in batch])
+    assert outcomes == ["approved", "refused", "denied", "refused"]
+    assert [r["reason"] for r in s.rejections()] == ["not_pending", "unknown_decision"]
+    assert (s.store.decisions[first]["status"], s.store.decisions[second]["status"]) == ("approved", "denied")
+    assert s.world.timers == {}, "both escalation timers cancelled at the batch's end"
+    assert s.store.budget_spent == {("crm-east", "USD", NOW.date().replace(day=1)): Decimal("100")}
+    assert [(a["event_id"], a["accepted"]) for a in s.store.answers.values()] == [
+        ("answer-1", True), ("answer-2", False), ("answer-3", True), ("answer-4", False)]
+
+
+async def test_a_batch_of_reopens_counts_each_and_writes_them_at_its_end() -> None:
+    s = setup()
+    assert await s.reopened("CRM-1", "CRM-2", "CRM-1") == ["reopened"] * 3
+    assert s.store.cases == {"CRM-1": 2, "CRM-2": 1}

@@ -82,6 +82,40 @@ async def scenario(s: Any, conn: Any, batch: Batch) -> list[Any]:
     for event_id, accepted in (("ans-1", True), ("ans-1", False), ("ans-2", False)):
         await s.record_answer(conn, event_id=event_id, decision_id="d4", answer="approved", approver_role="agent",
                               approver_id="A-1", accepted=accepted, reason=f"because {accepted}")
+    # ---------- the batch functions (issue #15): one statement each ----------
+    await s.record_reopens(conn, {"a": 2, "e": 1})  # a known case and a new one
+    await s.record_reopens(conn, {})
+    out.append(await s.lock_cases(batch, ["a", "e"]))
+    rows = await s.compensations_of_cases(conn, ["a", "b", "c", "z"])
+    out.append({case_id: sorted(rows[case_id], key=lambda c: (c.grant_round, c.value)) for case_id in sorted(rows)})
+    out.append(await s.months_spent(conn, [("crm-east", "USD"), ("crm-west", "USD"), ("crm-east", "EUR"),
+                                           ("crm-east", "USD")], NOV))
+    out.append(await s.months_spent(conn, [], NOV))
+    batch_decisions = [
+        s.NewDecision("b1", decision("granted", "7"), "e", "C-1", "crm-east", "evt-b1", 2, {}, NOV),
+        s.NewDecision("b2", decision("granted", "3"), "f", "C-1", "crm-east", "evt-b2", 1, {}, NOV),  # same ledger row
+        s.NewDecision("b3", decision("pending_approval", "60"), "e", "C-1", "crm-east", "evt-b3", 2, {}, NOV),  # round taken
+        s.NewDecision("d4", decision("none", "0"), "x", "C-1", "crm-east", "evt-x", 1, {}, NOV),  # the id exists
+        s.NewDecision("b5", decision("pending_approval", "80", "EUR"), "g", "C-1", "crm-west", "evt-b5", 1, {}, DEC),
+    ]
+    out.append(sorted(await s.insert_decisions(conn, batch_decisions)))
+    out.append(await s.insert_decisions(conn, []))
+    out.append(await s.month_spent(conn, "crm-east", "USD", NOV))
+    found = await s.decisions_for_update(conn, ["b5", "b1", "nope", "b5"])
+    out.append(found)
+    await s.settle_many(conn, [s.Settlement("b5", True, "manager", "M-1", DEC),
+                               s.Settlement("b5", False, "manager", "M-2", DEC),  # the first one counts
+                               s.Settlement("nope", True, "manager", "M-1", DEC)])
+    await s.settle_many(conn, [])
+    out.append((await s.decision_for_update(conn, "b5"))["status"])
+    out.append(await s.spent_by_source(conn, DEC))
+    await s.record_answers(conn, [s.Answer("ans-3", "b5", "approved", "manager", "M-1", True, "ok"),
+                                  s.Answer("ans-3", "b5", "denied", "manager", "M-1", False, "second"),
+                                  s.Answer("ans-1", "d4", "denied", "agent", "A-1", False, "replayed")])
+    await s.record_answers(conn, [])
+    compensated = (await s.compensations_of_cases(conn, ["e"]))["e"]
+    out.append((s.history_of(3, compensated, "USD", Decimal("9")), s.round_taken(compensated, 2),
+                s.round_taken(compensated, 3)))
     return out
 
 
@@ -110,3 +144,10 @@ async def test_the_fake_store_answers_as_postgresql_does(ns):
     assert fake_answers(fake) == expected_answers
     assert fake.decisions["d1"]["inputs"] == json.loads(inputs)
     assert expected[3] == [True, False, False, True, True, True, True, True]  # the refusals happened
+    assert expected[-11] == {"a": 3, "e": 1}, "reopens added to a known case, a new case starts at its count"
+    assert expected[-7] == ["b1", "b2", "b5"], "the taken round and the existing id are left out"
+    assert expected[-5] - expected[-9][("crm-east", "USD")] == Decimal("10"), \
+        "both batch grants added to November's row at once"
+    assert sorted(expected[-4]) == ["b1", "b5"]
+    assert expected[-3] == "approved"
+    assert expected[-1][1:] == (True, False)

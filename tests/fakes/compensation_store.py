@@ -42,6 +42,11 @@ class MemoryCompensationStore:
     CASE_LOCKS = real.CASE_LOCKS
     BUDGET_LOCKS = real.BUDGET_LOCKS
 
+    # the real store's value types and pure helpers
+    Compensated, NewDecision, Settlement, Answer = real.Compensated, real.NewDecision, real.Settlement, real.Answer
+    history_of = staticmethod(real.history_of)
+    round_taken = staticmethod(real.round_taken)
+
     def __init__(self) -> None:
         self.cases: dict[str, int] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
@@ -63,6 +68,11 @@ class MemoryCompensationStore:
     async def record_reopen(self, conn: Any, case_id: str) -> None:
         """Upsert: a new case starts at 1 reopen, a known one gets one more."""
         self.cases[case_id] = self.cases.get(case_id, 0) + 1
+
+    async def record_reopens(self, conn: Any, reopens: dict[str, int]) -> None:
+        """Upsert: each case gets its count of reopens more (a new case starts at it)."""
+        for case_id, count in reopens.items():
+            self.cases[case_id] = self.cases.get(case_id, 0) + count
 
     async def lock_budget(self, batch: Batch, source: str, currency: str) -> None:
         await self.lock_budgets(batch, [(source, currency)])
@@ -90,6 +100,20 @@ class MemoryCompensationStore:
 
     async def month_spent(self, conn: Any, source: str, currency: str, month_start: datetime) -> Decimal:
         return self.budget_spent.get((source, currency, _month(month_start)), Decimal(0))
+
+    async def compensations_of_cases(self, conn: Any, case_ids: Iterable[str]) -> dict[str, list[real.Compensated]]:
+        """{case_id: its granted and pending_approval decisions, in insertion order} for cases with any."""
+        wanted, out = set(case_ids), {}
+        for d in self.decisions.values():
+            if d["case_id"] in wanted and d["outcome"] in ("granted", "pending_approval"):
+                out.setdefault(d["case_id"], []).append(
+                    real.Compensated(d["grant_round"], d["currency"], d["value"], d["status"]))
+        return out
+
+    async def months_spent(self, conn: Any, budgets: Iterable[tuple[str, str]],
+                           month_start: datetime) -> dict[tuple[str, str], Decimal]:
+        return {(source, currency): self.budget_spent.get((source, currency, _month(month_start)), Decimal(0))
+                for source, currency in sorted(set(budgets))}
 
     facts_as_inputs = staticmethod(real.facts_as_inputs)
 
@@ -128,6 +152,37 @@ class MemoryCompensationStore:
         if row["status"] in ("granted", "approved") and amount > 0:
             key = (row["source"], row["budget_currency"] or row["currency"], _month(row["decided_at"]))
             self.budget_spent[key] = self.budget_spent.get(key, Decimal(0)) + amount
+
+    async def insert_decisions(self, conn: Any, decisions: list[real.NewDecision]) -> set[str]:
+        """`insert_decision` for each, in order (a later one sees the earlier ones); the ids inserted."""
+        inserted = set()
+        for n in decisions:
+            if await self.insert_decision(conn, decision_id=n.decision_id, decision=n.decision, case_id=n.case_id,
+                                          customer_id=n.customer_id, source=n.source, causation_id=n.causation_id,
+                                          grant_round=n.grant_round, inputs=n.inputs, decided_at=n.decided_at):
+                inserted.add(n.decision_id)
+        return inserted
+
+    async def decisions_for_update(self, conn: Any, decision_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """{decision_id: `decision_for_update`'s row} of the ids that exist."""
+        return {d: copy.deepcopy({k: self.decisions[d][k] for k in _ROW_FIELDS})
+                for d in sorted(set(decision_ids)) if d in self.decisions}
+
+    async def settle_many(self, conn: Any, settlements: list[real.Settlement]) -> None:
+        """`settle` for the first settlement of each decision."""
+        seen: set[str] = set()
+        for one in settlements:
+            if one.decision_id not in seen:
+                seen.add(one.decision_id)
+                await self.settle(conn, one.decision_id, one.approved, one.approver_role, one.approver_id,
+                                  one.settled_at)
+
+    async def record_answers(self, conn: Any, answers: list[real.Answer]) -> None:
+        """`record_answer` for each, in order (an event id seen already keeps its first row)."""
+        for a in answers:
+            await self.record_answer(conn, event_id=a.event_id, decision_id=a.decision_id, answer=a.answer,
+                                     approver_role=a.approver_role, approver_id=a.approver_id, accepted=a.accepted,
+                                     reason=a.reason)
 
     async def decision_for_update(self, conn: Any, decision_id: str) -> dict[str, Any] | None:
         """The decision's row (the columns the real SELECT reads), a copy; None when unknown."""

@@ -62,6 +62,27 @@ class MemoryFollowupStore:
             row.update(fields, received_at=max(row["received_at"], received_at))
         return before
 
+    async def upsert_cases(self, conn: Any, events: Sequence[ComplaintClassified]) -> None:
+        """`upsert_case` for each, in order (what the real one statement amounts to)."""
+        self.calls["upsert_cases"] += 1
+        for event in events:
+            before = self.cases.get(event.case_id)
+            received_at = event.received_at or event.occurred_at
+            fields = {
+                "customer_id": event.customer_id, "category": event.category, "temperament": event.temperament,
+                "loyalty": event.loyalty, "timezone": event.customer_timezone or "UTC", "updated_at": self.clock(),
+            }
+            if before is None:
+                self.cases[event.case_id] = {"case_id": event.case_id, **fields, "received_at": received_at,
+                                             "status": "open", "resolved_at": None}
+            else:
+                before.update(fields, received_at=max(before["received_at"], received_at))
+
+    async def cases_for_update(self, conn: Any, case_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """{case_id: a copy of its row} of the known cases among `case_ids`."""
+        self.calls["cases_for_update"] += 1
+        return {c: dict(self.cases[c]) for c in sorted(set(case_ids)) if c in self.cases}
+
     async def case_for_update(self, conn: Any, case_id: str) -> dict[str, Any] | None:
         """A copy of the case's row, None if unknown."""
         self.calls["case_for_update"] += 1
@@ -100,6 +121,18 @@ class MemoryFollowupStore:
         for row in taken:
             del self.pending[row["event_id"]]
         return taken
+
+    async def take_held_activities(self, conn: Any, case_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """`take_held_activity` for each case: {case_id: its held rows} of the cases with any."""
+        self.calls["take_held_activities"] += 1
+        out: dict[str, list[dict[str, Any]]] = {}
+        for case_id in sorted(set(case_ids)):
+            taken = [r for r in self.pending.values() if r["case_id"] == case_id]
+            for row in taken:
+                del self.pending[row["event_id"]]
+            if taken:
+                out[case_id] = taken
+        return out
 
     # ---------- what the rules need to know of a customer ----------
     async def customer_facts(self, conn: Any, customer_id: str, *, timezone: str, loyalty: str,

@@ -185,6 +185,36 @@ async def test_a_resolution_and_its_classification_in_one_batch_plan_once(h):
     assert {e["causation_id"] for e in h.published()} == {event.event_id}
 
 
+async def test_activity_held_before_the_batch_and_within_it_is_all_applied_with_the_classification(h):
+    # prepare takes what was held before the batch (issue #15); what the batch itself holds for the
+    # case before its classification arrives is taken when the classification is applied.
+    first = resolved(at=T0 - timedelta(seconds=30))
+    assert await h.run(first) == ["held"]
+    reopen = activity_model("case.reopened", "CRM-1", T0 - timedelta(seconds=20))
+    second = resolved(at=T0)
+    assert await h.run(reopen, opened(), second) == ["held", "recorded", "resolved"]
+    assert h.store.pending == {}
+    assert kinds(h.published("followup.scheduled", causation_id=first.event_id)) == CASE_KINDS
+    assert kinds(h.published("followup.cancelled", causation_id=reopen.event_id)) == ["satisfaction_survey", "thank_you_note"]
+    assert "thank_you_note" in kinds(h.published("followup.scheduled", causation_id=second.event_id))
+    assert h.store.cases["CRM-1"]["status"] == "resolved"
+
+
+async def test_classifications_of_a_batch_are_written_at_once_and_a_later_one_sees_the_earlier(h):
+    assert await h.run(opened(category="delay"), opened("CRM-2", "C-2"), opened(category="billing", loyalty="vip",
+                                                                               received_at=T0 - timedelta(hours=3))) \
+        == ["recorded"] * 3
+    assert h.store.calls["upsert_cases"] == 1 and h.store.calls["upsert_case"] == 0
+    case = h.store.cases["CRM-1"]
+    assert (case["category"], case["loyalty"], case["received_at"]) == ("billing", "vip", T0 - timedelta(hours=1))
+    # resolved, then classified again later: the new complaint reopens it, read from the batch's state
+    assert await h.run(resolved()) == ["resolved"]
+    h.clock.now = T0 + timedelta(hours=1)
+    assert await h.run(opened(received_at=T0 + timedelta(minutes=30)), opened("CRM-2", "C-2")) == ["recorded"] * 2
+    assert h.store.cases["CRM-1"]["status"] == "open"
+    assert kinds(h.published("followup.cancelled")) == ["satisfaction_survey", "thank_you_note"]
+
+
 async def test_due_timers_send_each_follow_up_once(h):
     await h.run(opened(), resolved())
     await h.fire(T0 + timedelta(seconds=5))  # thank-you (+3s) and survey (+4s)

@@ -102,6 +102,27 @@ async def sequence(s: Any, conn: Any) -> list[Any]:
                                              "C-nope": ("UTC", "standard")})
     out.append({cid: facts(f) for cid, f in several.items()})
     out.append(await s.customers_facts(conn, {}))
+    # a batch's classifications at once (issue #15): a known case, a new one twice (the later
+    # received_at kept), read back locked; held activity of several cases taken at once
+    await s.hold_activity(conn, "H-1", "CRM-N", "case.resolved", T0, False)
+    await s.hold_activity(conn, "H-2", "CRM-N", "case.reopened", T0 + timedelta(minutes=1), False)
+    await s.hold_activity(conn, "H-3", "CRM-M", "case.resolved", T0, True)
+    taken = await s.take_held_activities(conn, ["CRM-N", "CRM-M", "CRM-none"])
+    out.append({case_id: sorted(held_row(r) for r in rows) for case_id, rows in sorted(taken.items())})
+    out.append(await s.take_held_activities(conn, ["CRM-N"]))
+    await s.upsert_cases(conn, [
+        classified_event(case_id="CRM-N", customer_id="C-5", category="cat-y", received_at=T0 + timedelta(hours=1)),
+        classified_event(case_id="CRM-B", customer_id="C-2", category="cat-z", received_at=T0 - timedelta(days=9)),
+        classified_event(case_id="CRM-N", customer_id="C-6", category="cat-x", received_at=T0, loyalty="vip"),
+    ])
+    await s.upsert_cases(conn, [])
+    read = await s.cases_for_update(conn, ["CRM-N", "CRM-B", "CRM-none", "CRM-N"])
+    out.append({case_id: case_row(row) for case_id, row in read.items()})
+    note = PlannedFollowup("thank_you_note", "CRM-8", "C-8", T0 + timedelta(days=1), "email", "the day after")
+    out.append(await s.record_planned(conn, [("F-8", note), ("F-8", replace(note, channel="mail")), ("F-1", note)], "E-8"))
+    out.append(await s.record_skipped(conn, [("F-9", skipped[0][1]), ("F-9", skipped[0][1])], "E-9"))
+    out.append(await s.record_planned(conn, [], "E-0") + await s.record_skipped(conn, [], "E-0"))
+    out.append(await s.scheduled_of_customer(conn, "C-8"))
     return out
 
 
@@ -120,3 +141,12 @@ async def test_the_fake_store_answers_as_postgresql_does(ns):
     assert [c.case_id for c in real[5]] == ["CRM-C", "CRM-B"]  # latest first, C-1's own and old ones left out
     assert real[11] == ["F-1", "F-2", "F-3", "F-4"] and real[12] == ["F-5"]  # a replay inserts nothing
     assert [p.followup_id for p, _ in real[19]] == ["F-3", "F-2"]  # still scheduled, earliest due first
+    assert real[-4:-1] == [["F-8"], ["F-9"], []]
+    held, none_left, batch_cases = real[-7:-4]
+    assert (list(held), [len(rows) for rows in held.values()], none_left) == (["CRM-M", "CRM-N"], [1, 2], {})
+    assert list(batch_cases) == ["CRM-B", "CRM-N"]
+    assert (batch_cases["CRM-N"]["customer_id"], batch_cases["CRM-N"]["category"], batch_cases["CRM-N"]["loyalty"],
+            batch_cases["CRM-N"]["received_at"]) == ("C-6", "cat-x", "vip", T0 + timedelta(hours=1)), \
+        "the last classification, the latest received_at"
+    assert (batch_cases["CRM-B"]["category"], batch_cases["CRM-B"]["received_at"]) == ("cat-z", T0 - timedelta(hours=1))
+    assert [(p.followup_id, p.channel) for p in real[-1]] == [("F-8", "email")], "the first row of an id is kept"

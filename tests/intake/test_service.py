@@ -229,9 +229,9 @@ async def test_the_same_event_twice_in_one_batch_is_predicted_once_and_applied_o
     c = complaint(event_id="e-1", case_id="CRM-1", subject="", description="nothing to go on here at all")
     batch = world.batch()
     batch.state = await intake.prepare(batch, [c, c])
-    assert list(batch.state) == ["e-1"]
+    assert list(batch.state.predicted) == ["e-1"]
     await intake.on_complaint(batch, c)
-    assert batch.state == {}, "taken from the cache"
+    assert batch.state.predicted == {}, "taken from the cache"
     await batch.commit()
     assert model.calls == [[complaint_text(c), complaint_text(c)]]
     assert len(world.published) == 1 and store.cases["CRM-1"]["complaints"] == 1

@@ -48,7 +48,10 @@ async def test_broker_killed_and_database_restarted_under_load_loses_and_duplica
     published = set(sim.complaint_ids)
     topics = await invariants.drain_and_read(ns.kafka, ns.database_url, published, classify_timeout=240)
     violations = invariants.check(published, topics) + await invariants.check_resolutions(ns.database_url, sim.resolved_cases)
-    print(f"\nserver chaos: {sum(counts.values())} events published, 2 server faults, {len(violations)} violations")
+    duplicates = {name: len(r) - len({x["event_id"] for x in r}) for name, r in topics.items()}
+    print(f"\nserver chaos: {sum(counts.values())} events published, 2 server faults, "
+          f"{sum(duplicates.values())} duplicate records in the output topics, {len(violations)} violations")
     assert not violations, violations[:10]
+    assert not any(duplicates.values()), f"duplicate event ids per output topic: {duplicates}"
     for service in services:
         assert service.proc.poll() is None, f"{service.name} died:\n{service.tail()}"

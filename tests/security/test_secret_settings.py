@@ -14,3 +14,14 @@ def test_the_sasl_password_is_hidden_but_reaches_the_client(caplog):
     assert "s3cret-pw" not in settings.model_dump_json()
     assert client_args(settings)["sasl_plain_password"] == "s3cret-pw"
     assert Settings().sasl_password() is None
+
+
+def test_the_database_urls_are_hidden_but_reach_the_driver(caplog):
+    settings = Settings(database_url="postgresql://app:db-s3cret@db:5432/helpdesk",
+                        migration_database_url="postgresql://ddl:ddl-s3cret@db:5432/helpdesk")
+    logging.getLogger("test").warning("settings: %r", settings)
+    shown = repr(settings) + str(settings) + caplog.text + settings.model_dump_json()
+    assert "db-s3cret" not in shown and "ddl-s3cret" not in shown
+    assert settings.dsn() == "postgresql://app:db-s3cret@db:5432/helpdesk"
+    assert settings.migration_dsn() == "postgresql://ddl:ddl-s3cret@db:5432/helpdesk"
+    assert Settings(database_url="postgresql://x@h/d").migration_dsn() == "postgresql://x@h/d"

@@ -72,10 +72,17 @@ def test_no_two_consumers_share_a_group(groups):
 
 
 def test_followup_reads_both_of_its_topics_in_its_inbound_group(groups):
-    (subscriber,) = groups["followup"]
-    assert subscriber["group"] == f"{PREFIX}helpdesk-followup.inbound"
-    assert subscriber["topics"] == sorted(f"{PREFIX}{t}" for t in ("helpdesk.complaints.classified.v1",
-                                                                   "helpdesk.case-activity.v1"))
+    by_group = {s["group"]: s["topics"] for s in groups["followup"]}
+    assert by_group[f"{PREFIX}helpdesk-followup.inbound"] == sorted(
+        f"{PREFIX}{t}" for t in ("helpdesk.complaints.classified.v1", "helpdesk.case-activity.v1"))
+
+
+def test_followup_reads_the_recovery_topics_in_its_own_group(groups):
+    by_group = {s["group"]: s["topics"] for s in groups["followup"]}
+    assert set(by_group) == {f"{PREFIX}helpdesk-followup.inbound", f"{PREFIX}helpdesk-followup.recovery"}
+    assert by_group[f"{PREFIX}helpdesk-followup.recovery"] == sorted(
+        f"{PREFIX}{t}" for t in ("helpdesk.complaints.classified.v1", "helpdesk.case-activity.v1",
+                                 "helpdesk.sla.v1", "helpdesk.compensation.v1"))
 
 
 def test_consumer_group_names_need_a_name_after_the_stem():

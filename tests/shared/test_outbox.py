@@ -98,3 +98,24 @@ async def test_only_one_relay_publishes_at_a_time_so_order_is_kept(ns, parts):
         await asyncio.gather(*(r.publish_batch() for r in relays))
     records = await ns.kafka.read_all("events.v1")
     assert [r["n"] for r in records] == list(range(300))
+
+
+def test_a_model_is_encoded_by_pydantic_as_the_dict_of_its_fields_would_be():
+    # model_dump_json in one step (issue #15 item 4): the same JSON as json.dumps(dump(event)), fields
+    # that are None left out, non-ASCII text kept as UTF-8, times and amounts as the contract writes them.
+    import json
+    from datetime import datetime, timezone
+
+    from shared.events import ComplaintClassified, dump
+    from shared.outbox import encode
+
+    event = ComplaintClassified(
+        case_id="CRM-ü", causation_id="c-1", customer_id="C-1", source="crm-east", category="delay",
+        severity="medium", temperament="calm", loyalty="standard", publicity_risk="low", priority="P3",
+        channel="phone", occurred_at=datetime(2026, 11, 23, 10, 0, 0, 123000, tzinfo=timezone.utc),
+        category_confidence=0.8123, order={"id": "O-1", "amount": 1234.5, "currency": "EUR"})
+    payload = encode(event)
+    assert json.loads(payload) == dump(event)
+    assert "CRM-ü".encode() in payload and b'": ' not in payload and b', "' not in payload, "compact UTF-8"
+    assert b"null" not in payload, "fields that are None are left out"
+    assert encode({"b": 1, "a": "é"}) == '{"b":1,"a":"é"}'.encode()

@@ -302,11 +302,12 @@ def test_after_resolution_new_activity_starts_no_clock():
 def test_a_reopened_case_starts_a_new_resolution_clock_and_old_timers_stay_silent():
     desk = Desk()
     desk.classify(at())
-    old_breach = next(t for t in desk.timers.values() if t.timer.clock_key == "resolution" and t.timer.kind == "breach")
+    # Issue 15: the clock's one timer (before: its breach timer, one of three per clock).
+    old_timer = next(t for t in desk.timers.values() if t.timer.clock_key == "resolution")
     desk.act("case.resolved", at(hours=2))
     desk.act("case.reopened", at(hours=5))
     assert desk.emitted("sla.started", "resolution")[-1].fields["due_at"] == at(days=1, hours=5)
-    stale = desk.apply(on_timer(desk.case, old_breach.timer, POLICY, at(days=1)))
+    stale = desk.apply(on_timer(desk.case, old_timer.timer, POLICY, at(days=1)))
     assert stale.effects == []
     desk.run_until(at(days=1, hours=5))
     assert [e.occurred_at for e in desk.emitted("sla.breached", "resolution")] == [at(days=1, hours=5)]
@@ -358,10 +359,11 @@ def test_a_second_classification_of_an_open_case_without_a_higher_priority_chang
 def test_a_timer_for_a_clock_already_met_does_nothing():
     desk = Desk()
     desk.classify(at())
-    breach = next(t for t in desk.timers.values() if t.timer.clock_key == "first_contact" and t.timer.kind == "breach")
+    # Issue 15: the clock's one timer, armed for its 50% warning (before: its breach timer).
+    timer = next(t for t in desk.timers.values() if t.timer.clock_key == "first_contact")
     desk.act("case.contacted", at(minutes=10))
-    assert on_timer(desk.case, breach.timer, POLICY, at(hours=1)).effects == []
-    assert on_timer(None, breach.timer, POLICY, at(hours=1)).effects == []
+    assert on_timer(desk.case, timer.timer, POLICY, at(hours=1)).effects == []
+    assert on_timer(None, timer.timer, POLICY, at(hours=1)).effects == []
 
 
 def test_a_warning_delivered_twice_is_sent_once():

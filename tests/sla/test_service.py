@@ -7,6 +7,7 @@ warnings at 50% and 75%; one escalation 30m after a breach. Clocks start at the 
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -55,10 +56,18 @@ class Desk:
         return await self.world.run(self.sla.prepare, self.apply, events)
 
     async def fire(self, at: datetime) -> None:
-        """Claims the timers due at `at` and fires them as the timer engine does: one batch."""
-        batch = self.world.batch()
-        await self.sla.fire(batch, self.world.due(at))
-        await batch.commit()
+        """Fires the timers due at `at` as the timer engine's rounds do: claims them (one batch per
+        claim) and claims again while any is due, since a clock's one timer is re-armed for its
+        next event when it fires (issue 15), which may be due by `at` too. Stops when a claim
+        changes nothing (its timers were put back: their case is locked elsewhere)."""
+        while due := self.world.due(at):
+            published = len(self.world.published)
+            batch = self.world.batch()
+            await self.sla.fire(batch, due)
+            await batch.commit()
+            if len(self.world.published) == published and {k: t for k, t in self.world.timers.items()
+                                                            if t.due_at <= at} == {t.key: t for t in due}:
+                return
 
     def events(self, type_: str | None = None, clock: str | None = None) -> list[dict[str, Any]]:
         return [p for topic, _key, p in self.world.published if topic == SLA_TOPIC
@@ -99,8 +108,9 @@ async def test_a_classification_starts_first_contact_and_resolution_clocks_with_
     due = {e["clock"]: datetime.fromisoformat(e["due_at"]) for e in started}
     assert due == {"first_contact": t0 + timedelta(hours=1), "resolution": t0 + timedelta(hours=8)}
     assert all(key == "CRM-1" for _topic, key, _p in desk.world.published)
-    assert desk.armed() == {(clock, kind) for clock in ("first_contact", "resolution")
-                            for kind in ("warning", "breach")}
+    # Issue 15: one timer per clock, for its next event (before: a warning and a breach timer each).
+    assert desk.armed() == {("first_contact", "warning"), ("resolution", "warning")}
+    assert set(desk.world.timers) == {"CRM-1:first_contact", "CRM-1:resolution"}
     assert desk.state(key="first_contact") == desk.state(key="resolution") == "running"
     assert desk.store.cases["CRM-1"].priority == "P2"
     assert desk.store.cases["CRM-1"].classified_by == "cls-CRM-1-P2"
@@ -121,7 +131,8 @@ async def test_activity_before_its_classification_is_kept_then_applied_when_it_a
     [met] = desk.events("sla.met", "first_contact")
     assert met["breached"] is False and met["elapsed_seconds"] == 600
     assert [e["clock"] for e in desk.events("sla.started")] == ["first_contact", "resolution", "update"]
-    assert ("first_contact", "breach") not in desk.armed() and ("update", "breach") in desk.armed()
+    # Issue 15: the update clock's one timer is for its 50% warning (before: ("update", "breach") among others).
+    assert not {kind for clock, kind in desk.armed() if clock == "first_contact"} and ("update", "warning") in desk.armed()
 
 
 async def test_first_contact_meets_its_clock_cancels_its_timers_and_starts_the_update_clock(desk, t0):
@@ -177,6 +188,7 @@ async def test_timers_of_a_case_locked_elsewhere_are_put_back_and_fire_later(des
 async def test_a_higher_priority_retargets_the_open_clocks_and_moves_their_timers(desk, t0):
     await desk.run(classified(t0, priority="P2"))
     old_keys = set(desk.world.timers)
+    old_armings = {key: t.payload["arming"] for key, t in desk.world.timers.items()}
 
     assert await desk.run(classified(t0 + timedelta(minutes=5), priority="P1")) == ["processed"]
 
@@ -188,8 +200,12 @@ async def test_a_higher_priority_retargets_the_open_clocks_and_moves_their_timer
     assert datetime.fromisoformat(first["due_at"]) == t0 + timedelta(minutes=15)
     assert desk.store.cases["CRM-1"].priority == "P1"
     assert desk.store.clocks[("CRM-1", "first_contact")].priority == "P1"
-    assert not old_keys & set(desk.world.timers)  # the old timers were withdrawn, new ones armed
-    assert desk.armed() == {(clock, kind) for clock in ("first_contact", "resolution") for kind in ("warning", "breach")}
+    # Issue 15: each clock keeps its one timer key; it was re-armed (a new arming) for the new target's
+    # 50% warning: 5m counted of P1's 15m, so 2m30s after the repeat (before: the old keys were gone).
+    assert set(desk.world.timers) == old_keys
+    assert all(t.payload["arming"] > old_armings[key] for key, t in desk.world.timers.items())
+    assert desk.world.timers["CRM-1:first_contact"].due_at == t0 + timedelta(minutes=7, seconds=30)
+    assert desk.armed() == {("first_contact", "warning"), ("resolution", "warning")}
 
     # a lower priority afterwards changes nothing
     before = list(desk.world.published)
@@ -252,3 +268,55 @@ async def test_the_gauges_count_open_clocks_at_risk_and_kept_activity(desk, t0):
     assert metrics.open_clocks.labels("resolution", "P2", "running")._value.get() == 2
     assert metrics.at_risk.labels("first_contact", "P2", "0.5")._value.get() == 2
     assert metrics.pending_activity._value.get() == 1
+
+
+# ---------- issue 15: one timer per clock ----------
+async def test_a_clock_behind_by_several_events_sends_them_all_in_one_claim(desk):
+    received = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=95)
+    await desk.run(classified(received))  # first contact: 50% at 30m, 75% at 45m, breach 1h, escalation 1h30m
+
+    claimed = desk.world.due(datetime.now(timezone.utc))
+    assert [t.key for t in claimed] == ["CRM-1:first_contact"]  # the clock's one row
+    batch = desk.world.batch()
+    await desk.sla.fire(batch, claimed)
+    await batch.commit()
+
+    assert [(e["type"], e.get("threshold"), e.get("level")) for e in desk.events(clock="first_contact")][1:] == [
+        ("sla.warning", 0.5, None), ("sla.warning", 0.75, None), ("sla.breached", None, None),
+        ("sla.escalated", None, 1),
+    ]
+    assert desk.armed() == {("resolution", "warning")}  # first contact has no level left to escalate to
+    clock = desk.store.clocks[("CRM-1", "first_contact")]
+    assert (clock.state, clock.escalations_sent, clock.armed_timers) == ("breached", 1, ())
+    await desk.fire(datetime.now(timezone.utc) + timedelta(hours=2))  # nothing of first contact fires again
+    assert len(desk.events("sla.breached", "first_contact")) == 1
+
+
+async def test_per_threshold_timers_armed_before_the_upgrade_fire_once_and_are_replaced(desk, t0):
+    from tests.sla.test_one_timer_per_clock import legacy_timers
+    from shared.timers import Timer
+
+    await desk.run(classified(t0))
+    policy = desk.sla.current_policy()
+    old_keys: set[str] = set()
+    for key in ("first_contact", "resolution"):  # as the code before issue 15 saved them
+        clock = desk.store.clocks[("CRM-1", key)]
+        old = legacy_timers(clock, policy)
+        del desk.world.timers[f"CRM-1:{key}"]
+        desk.world.timers.update({k: Timer(k, a.timer.kind, a.due_at, a.timer.to_data()) for k, a in old.items()})
+        desk.store.clocks[("CRM-1", key)] = replace(clock, armed_timers=tuple(old))
+        old_keys |= set(old)
+    assert len(desk.world.timers) == 6 and "CRM-1:first_contact:1:breach:0" in desk.world.timers
+
+    await desk.fire(t0 + timedelta(minutes=46))  # the old 50% timer fires; the 75% one is due too
+
+    assert [w["threshold"] for w in desk.events("sla.warning", "first_contact")] == [0.5, 0.75]
+    assert set(desk.world.timers) == {"CRM-1:first_contact"} | {k for k in old_keys if ":resolution:" in k}
+    assert desk.store.clocks[("CRM-1", "first_contact")].armed_timers == ("CRM-1:first_contact",)
+    # first contact breaches at 1h and escalates (its one level) at 1h30m; resolution's old 50% timer fires at 4h
+    await desk.fire(t0 + timedelta(hours=4, minutes=1))
+    assert set(desk.world.timers) == {"CRM-1:resolution"} and len(desk.events("sla.breached", "first_contact")) == 1
+    await desk.fire(t0 + timedelta(hours=9))
+    assert [e["clock"] for e in desk.events("sla.breached")] == ["first_contact", "resolution"]
+    assert [w["threshold"] for w in desk.events("sla.warning", "resolution")] == [0.5, 0.75]
+    assert len(desk.events("sla.escalated")) == 2 and desk.world.timers == {}

@@ -1,12 +1,11 @@
 """Text matching: the complaint's text and the policy keywords found in it as whole words.
 
-Keyword lists are indexed by their first word, so a text is matched against only the keywords that
-could start in it; the result is the same as trying every keyword's regex.
+Each keyword list is one compiled pattern (one pass over the text per category, not one search per
+keyword); the result is the same as trying every keyword's own regex, each keyword counted once.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 from services.intake.domain.facts import ComplaintFacts as Complaint
@@ -20,73 +19,74 @@ def complaint_text(complaint: Complaint) -> str:
     return f"{complaint.subject}\n{complaint.description}".replace("\u2019", "'")
 
 
-@lru_cache(maxsize=4096)
-def _keyword_pattern(keyword: str) -> re.Pattern[str]:
+def _keyword_regex(keyword: str) -> str:
+    """One keyword as a regex: its words separated by any whitespace, `*` at its end for any word
+    ending, starting and ending at a word boundary (no word character just before or after)."""
     words = keyword.rstrip("*").split()
     body = r"\s+".join(re.escape(word) for word in words)
     ending = r"\w*" if keyword.endswith("*") else ""
-    return re.compile(rf"(?<!\w){body}{ending}(?!\w)", re.IGNORECASE)
+    return rf"{body}{ending}(?!\w)"
 
 
-_WORD_RUN = re.compile(r"\w+")
+@lru_cache(maxsize=4096)
+def _keyword_pattern(keyword: str) -> re.Pattern[str]:
+    """One keyword's own pattern: what `matched_keywords` finds is exactly the keywords whose
+    pattern `search`es the text (tests/intake/test_classification.py checks the two agree)."""
+    return re.compile(rf"(?<!\w){_keyword_regex(keyword)}", re.IGNORECASE)
 
 
-@lru_cache(maxsize=64)
-def _words_in(text: str) -> frozenset[str]:
-    """The text's maximal runs of word characters, lower-cased: the only places a keyword can start."""
-    return frozenset(_WORD_RUN.findall(text.lower()))
+def _pieces(keyword: str) -> list[str]:
+    """`_keyword_regex(keyword)` cut into pieces (a character, the gap between two words, the end),
+    for `_prefix_tree`: keywords that begin alike share their first pieces."""
+    out: list[str] = []
+    for i, word in enumerate(keyword.rstrip("*").split()):
+        if i:
+            out.append(r"\s+")
+        out.extend(re.escape(ch) for ch in word)
+    out.append(r"\w*(?!\w)" if keyword.endswith("*") else r"(?!\w)")
+    return out
 
 
-@dataclass(frozen=True)
-class _KeywordIndex:
-    """One keyword list, indexed by the first run of word characters of each keyword.
+def _prefix_tree(keywords: tuple[str, ...]) -> str:
+    """A regex matching where any of `keywords` matches, with the keywords' common beginnings
+    factored out ("late" and "late delivery" share "l", "a", "t", "e"): the regex
+    engine rejects a place at its first character that no keyword starts with, instead of trying
+    every keyword there."""
+    tree: dict[str, dict] = {}
+    for keyword in keywords:
+        node = tree
+        for piece in _pieces(keyword):
+            node = node.setdefault(piece, {})
 
-    A match starts where no word character precedes it, so that first run is a whole word of the
-    text, or, for a keyword that is one stem with `*`, the start of one. Looking the text's words
-    up here rules out nearly every keyword before its own regex runs; the result is the same."""
+    def emit(node: dict[str, dict]) -> str:
+        branches = [piece + emit(child) for piece, child in node.items()]
+        if len(branches) == 1:
+            return branches[0]
+        return "(?:" + "|".join(branches) + ")"
+    return emit(tree)
 
-    by_word: dict[str, tuple[int, ...]]   # first run → positions of keywords that need it as a whole word
-    stems: dict[str, tuple[int, ...]]     # stem → positions of "stem*" keywords
-    stem_lengths: tuple[int, ...]
-    always: tuple[int, ...]               # keywords that start with no word character
 
-    @classmethod
-    @lru_cache(maxsize=256)
-    def of(cls, keywords: tuple[str, ...]) -> _KeywordIndex:
-        by_word: dict[str, list[int]] = {}
-        stems: dict[str, list[int]] = {}
-        always = []
-        for i, keyword in enumerate(keywords):
-            body = keyword.rstrip("*").lower()
-            run = _WORD_RUN.match(body)
-            if run is None:
-                always.append(i)
-            elif keyword.endswith("*") and run.end() == len(body):
-                stems.setdefault(run.group(), []).append(i)
-            else:
-                by_word.setdefault(run.group(), []).append(i)
-        return cls({w: tuple(ix) for w, ix in by_word.items()}, {w: tuple(ix) for w, ix in stems.items()},
-                   tuple(sorted({len(stem) for stem in stems})), tuple(always))
+@lru_cache(maxsize=256)
+def _list_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled pattern for a whole keyword list (a category's, the anger words, ...).
 
-    def candidates(self, words: frozenset[str]) -> list[int]:
-        found = set(self.always)
-        by_word, stems = self.by_word, self.stems
-        for word in words:
-            if word in by_word:
-                found.update(by_word[word])
-            for length in self.stem_lengths:
-                if length <= len(word) and word[:length] in stems:
-                    found.update(stems[word[:length]])
-        return sorted(found)
+    It matches, without consuming text, at each place no word character precedes where at least one
+    keyword starts (`_prefix_tree`), and there captures every keyword that matches from that place
+    (group i+1 for keyword i, each in its own lookahead, so keywords that share a start, such as
+    "late" and "late delivery", are all seen). One pass of the regex engine over the text replaces
+    one search per keyword; each keyword still counts once, however often it occurs."""
+    captures = "".join(f"(?=({_keyword_regex(k)})?)" for k in keywords)
+    return re.compile(rf"(?<!\w)(?={_prefix_tree(keywords)}){captures}", re.IGNORECASE)
 
 
 def matched_keywords(text: str, keywords: list[str]) -> list[str]:
     """The policy keywords found in the text as whole words, each once, in policy order."""
     if not keywords:
         return []
-    index = _KeywordIndex.of(tuple(keywords))
-    candidates = (keywords[i] for i in index.candidates(_words_in(text)))
-    return [k for k in candidates if _keyword_pattern(k).search(text)]
+    found: set[int] = set()
+    for match in _list_pattern(tuple(keywords)).finditer(text):
+        found.update(i for i, group in enumerate(match.groups()) if group is not None)
+    return [keywords[i] for i in sorted(found)]
 
 
 def quoted(keywords: list[str]) -> str:

@@ -1,8 +1,12 @@
-"""One SLA clock and the rules that move it: start, pause, resume, meet, cancel, and its timers.
+"""One SLA clock and the rules that move it: start, pause, resume, meet, cancel, and its timer.
 
 A clock measures working time on its calendar, minus paused time. Its *position* at an instant is
 that measure; it warns at shares of the target, breaches at the target, and escalates at the
 target plus each level's delay. Every rule is a pure function returning the new clock and effects.
+
+An open clock that counts has one durable timer (issue 15), keyed by the clock alone and armed for
+its next event (a warning, the breach, the next escalation level); when it fires, the event is
+handled and the same key is armed for the event after it. A paused or closed clock has none.
 """
 from __future__ import annotations
 
@@ -95,24 +99,48 @@ def start_clock(
 
 
 def rearm(clock: Clock, policy: SlaPolicy, calendar: AnyCalendar) -> tuple[Clock, list[Effect]]:
-    """Cancels the clock's timers and arms what is still ahead of it: warnings and breach, or escalations."""
+    """Cancels the clock's timers and arms its one timer (key `TimerDue.key`: the clock's), for
+    its next event (`next_event`), or none when nothing is ahead of it. Bumps `arming`, so a timer
+    armed before is stale. A next event already past is armed as it is: due at once.
+
+    Cancelling `armed_timers` also withdraws the per-threshold timers (one per warning, breach
+    and escalation level) of a clock saved before issue 15: the first rearm after the upgrade
+    leaves the clock with its one timer."""
     effects: list[Effect] = [CancelTimers(clock.armed_timers)] if clock.armed_timers else []
     arming = clock.arming + 1
-    timers: list[ArmTimer] = []
+    timer = next_event(clock, arming, policy, calendar)
+    clock = replace(clock, arming=arming, armed_timers=(timer.key,) if timer else ())
+    return clock, effects + ([timer] if timer else [])
+
+
+def next_event(clock: Clock, arming: int, policy: SlaPolicy, calendar: AnyCalendar) -> ArmTimer | None:
+    """The clock's next event, as the timer to arm for it under `arming`: for a running clock the
+    first warning not sent yet (warnings are sorted, so the earliest) unless the breach comes first
+    or at the same instant, else the breach; for a breached clock the next escalation level; None
+    for a paused or closed clock and after the last level. The instant of each is that of the
+    per-threshold timers before issue 15, and so is the order of events at one instant (a breach
+    before a warning of the same instant, which it makes moot). The policy is read as it is now:
+    warnings and escalation levels follow an edit from the next event on."""
     if clock.state == "running":
+        breach = ArmTimer(clock.due_at, TimerDue(clock.case_id, clock.key, arming, "breach", 0))
         # A promise due the moment it is made has no time to warn about: it is simply due.
-        for n, share in enumerate(policy.warnings if clock.target > ZERO else []):
-            if share not in clock.warnings_sent:
-                timer = TimerDue(clock.case_id, clock.key, arming, "warning", n, threshold=share)
-                timers.append(ArmTimer(instant_of(clock, clock.target * share, calendar), timer))
-        timers.append(ArmTimer(clock.due_at, TimerDue(clock.case_id, clock.key, arming, "breach", 0)))
-    elif clock.state == "breached":
-        for level, escalation in enumerate(policy.escalations, start=1):
-            if level > clock.escalations_sent:
-                timer = TimerDue(clock.case_id, clock.key, arming, "escalation", level, notify=escalation.notify)
-                timers.append(ArmTimer(instant_of(clock, clock.target + escalation.after, calendar), timer))
-    clock = replace(clock, arming=arming, armed_timers=tuple(t.key for t in timers))
-    return clock, effects + timers
+        pending = [(n, share) for n, share in enumerate(policy.warnings if clock.target > ZERO else [])
+                   if share not in clock.warnings_sent]
+        if not pending:
+            return breach
+        n, share = pending[0]
+        warn_at = instant_of(clock, clock.target * share, calendar)
+        if warn_at >= clock.due_at:
+            return breach
+        return ArmTimer(warn_at, TimerDue(clock.case_id, clock.key, arming, "warning", n, threshold=share))
+    if clock.state == "breached":
+        level = clock.escalations_sent + 1
+        if level > len(policy.escalations):
+            return None
+        escalation = policy.escalations[level - 1]
+        timer = TimerDue(clock.case_id, clock.key, arming, "escalation", level, notify=escalation.notify)
+        return ArmTimer(instant_of(clock, clock.target + escalation.after, calendar), timer)
+    return None
 
 
 def _disarm(clock: Clock) -> tuple[Clock, list[Effect]]:
@@ -196,14 +224,22 @@ def cancel(clock: Clock, at: datetime, now: datetime, cause: str | None) -> tupl
 
 
 def timer_fired(clock: Clock, timer: TimerDue, now: datetime, policy: SlaPolicy, calendar: AnyCalendar) -> tuple[Clock, list[Effect]]:
-    """A durable timer came due. Stale timers (older arming, closed or paused clock) do nothing."""
+    """A durable timer came due. Stale timers (older arming, closed or paused clock) do nothing.
+    The clock's timer handles its event (a warning, the breach, an escalation level), each sent
+    once whatever fires (`_warn`, `_breach`, `_escalate` check what was sent), then the clock's
+    one timer is armed again, for its next event (`rearm`), in the same effects. This holds for a
+    per-threshold timer armed before issue 15 (same payload, key `case:clock:arming:kind:n`)
+    too: the first of them to fire re-arms the clock with its one timer and makes the others stale."""
     if timer.arming != clock.arming or clock.state not in ("running", "breached"):
         return clock, []
     if timer.kind == "warning":
-        return _warn(clock, timer, now)
-    if timer.kind == "breach":
-        return _breach(clock, now, policy, calendar)
-    return _escalate(clock, timer, now)
+        clock, effects = _warn(clock, timer, now)
+    elif timer.kind == "breach":
+        clock, effects = _breach(clock, now)
+    else:
+        clock, effects = _escalate(clock, timer, now)
+    clock, arming = rearm(clock, policy, calendar)
+    return clock, effects + arming
 
 
 def _warn(clock: Clock, timer: TimerDue, now: datetime) -> tuple[Clock, list[Effect]]:
@@ -214,13 +250,11 @@ def _warn(clock: Clock, timer: TimerDue, now: datetime) -> tuple[Clock, list[Eff
     return clock, [_emit(clock, "sla.warning", now, clock.started_by, threshold=share)]
 
 
-def _breach(clock: Clock, now: datetime, policy: SlaPolicy, calendar: AnyCalendar) -> tuple[Clock, list[Effect]]:
+def _breach(clock: Clock, now: datetime) -> tuple[Clock, list[Effect]]:
     if clock.breached_at:
         return clock, []
     clock = replace(clock, state="breached", breached_at=clock.due_at)
-    effects: list[Effect] = [_emit(clock, "sla.breached", now, clock.started_by, breached_at=clock.due_at)]
-    clock, arming = rearm(clock, policy, calendar)
-    return clock, effects + arming
+    return clock, [_emit(clock, "sla.breached", now, clock.started_by, breached_at=clock.due_at)]
 
 
 def _escalate(clock: Clock, timer: TimerDue, now: datetime) -> tuple[Clock, list[Effect]]:

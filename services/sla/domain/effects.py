@@ -24,9 +24,21 @@ class Emit:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+def clock_timer_key(case_id: str, clock_key: str) -> str:
+    """The key of a clock's one durable timer in `sla.timers`: `quote(case_id):quote(clock_key)`.
+    Case and promise ids are free-form: quoted (a colon becomes `%3A`), two clocks never share a key."""
+    return f"{quote(case_id, safe='')}:{quote(clock_key, safe='')}"
+
+
 @dataclass(frozen=True)
 class TimerDue:
-    """What a timer knows about itself; it comes back to `on_timer` when it fires."""
+    """What a clock's timer is armed for; it comes back to `on_timer` when it fires.
+
+    A clock has one timer (issue 15), keyed by the clock alone (`key`); its payload (`to_data`)
+    says which event it is armed for: `kind` and `n` (with `threshold` for a warning, `notify` for
+    an escalation), and the clock's `arming` when it was armed. Before issue 15 a clock armed one
+    timer per warning, breach and escalation level, keyed `case:clock:arming:kind:n`; their
+    payloads have the same fields and are read the same way (`from_data`)."""
 
     case_id: str
     clock_key: str
@@ -38,10 +50,11 @@ class TimerDue:
 
     @property
     def key(self) -> str:
-        # Case and promise ids are free-form: quote them so that two clocks can never share a key.
-        return f"{quote(self.case_id, safe='')}:{quote(self.clock_key, safe='')}:{self.arming}:{self.kind}:{self.n}"
+        """The clock's timer key (`clock_timer_key`): the same for every event and arming of the clock."""
+        return clock_timer_key(self.case_id, self.clock_key)
 
     def to_data(self) -> dict[str, Any]:
+        """The timer's payload (JSON-ready): case_id, clock_key, arming, kind, n, and threshold or notify when set."""
         data = {"case_id": self.case_id, "clock_key": self.clock_key, "arming": self.arming, "kind": self.kind, "n": self.n}
         if self.threshold is not None:
             data["threshold"] = self.threshold
@@ -51,6 +64,8 @@ class TimerDue:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> TimerDue:
+        """A payload written by `to_data` (now or before issue 15). Raises KeyError (a field
+        missing), TypeError or ValueError (arming or n not a number)."""
         return cls(
             case_id=data["case_id"], clock_key=data["clock_key"], arming=int(data["arming"]),
             kind=data["kind"], n=int(data["n"]), threshold=data.get("threshold"), notify=data.get("notify"),
@@ -59,7 +74,8 @@ class TimerDue:
 
 @dataclass(frozen=True)
 class ArmTimer:
-    """Arm a durable timer that fires at `due_at` (at once if that is already past)."""
+    """Arm (or move) the clock's durable timer to fire at `due_at` (at once if that is already
+    past) for the event `timer` names; arming its key again replaces what it was armed for."""
 
     due_at: datetime
     timer: TimerDue
