@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,12 @@ def test_the_demo_plays_every_story_and_stops_everything_it_started(servers):
     assert "customers returned after recovery          1" in out
     assert "EUR 9.20, USD " in out  # the delay story's gift in EUR, never added to the USD amounts
     assert "but the events say" not in out and "still differed" not in out
+    # the admin's side: the recovery report and a simulated policy edit, through the real commands
+    assert "$ helpdesk report recovery --since 1d --within 30s" in out
+    assert re.search(r"\d+ cases, 1 came back within 30s", out), "the coffee customer came back"
+    assert "$ helpdesk policy simulate --policy draft-compensation.yaml" in out
+    assert "confusing_process: granted 26.00 USD (agent)" in out and "confusing_process: granted 32.00 USD (agent)" in out
+    assert "26.00 USD → 32.00 USD" in out  # 5 points more of the 120.00 USD order; free shipping (8.00) unchanged
     pattern = f"^{sys.executable} -m services\\.(intake|sla|compensation|followup)$"
     leftover = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     assert not [p for p in leftover.stdout.split() if p], "the demo left services running"

@@ -246,8 +246,8 @@ class Demo:
                "COLUMNS": str(console.width)}
         helpdesk = [sys.executable, "-m", "services.cli"]
         console.rule("[bold]Recovery: did the customers come back?")
-        console.print("[dim]$ helpdesk report recovery --since 1d --within 20s[/]")
-        subprocess.run([*helpdesk, "report", "recovery", "--since", "1d", "--within", "20s"], env=env, cwd=ROOT)
+        console.print("[dim]$ helpdesk report recovery --since 1d --within 30s[/]")
+        subprocess.run([*helpdesk, "report", "recovery", "--since", "1d", "--within", "30s"], env=env, cwd=ROOT)
 
         policy = (self.config_dir / "compensation.yaml").read_text(encoding="utf-8")
         draft = self.config_dir.parent / f"{self.config_dir.name}-draft-compensation.yaml"
