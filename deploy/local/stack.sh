@@ -144,6 +144,15 @@ left_running() {
 # ---------- PostgreSQL ----------
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
+# Server options of every start. pg_stat_statements (statement counts in docs/benchmarks.md) is
+# preloaded when the installed PostgreSQL ships it; a server already running keeps its options
+# until it is restarted (make stack-down && make stack-up).
+pg_opts() {
+  local opts="-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=300"
+  [ -f "$(dirname "$(pg_bin)")/lib/pg_stat_statements.so" ] && opts="$opts -c shared_preload_libraries=pg_stat_statements"
+  echo "$opts"
+}
+
 as_postgres() {
   if [ "$(id -u)" = "0" ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
@@ -183,7 +192,7 @@ pg_up() {
   touch "$LOGS/postgres.log"; [ "$(id -u)" = "0" ] && chown postgres "$LOGS/postgres.log"
   log "starting PostgreSQL on 127.0.0.1:$PG_PORT (state dir $STATE)"
   as_postgres "$bin/pg_ctl" -D "$PG_DIR" -l "$LOGS/postgres.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=300" \
+    -o "$(pg_opts)" \
     start >/dev/null 2>&1 || dump_log_and_fail "PostgreSQL" "$LOGS/postgres.log"
   record_owner postgres "$(pg_pid)" "127.0.0.1:$PG_PORT"
   "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname='helpdesk'" | grep -q 1 \
@@ -192,6 +201,10 @@ pg_up() {
   "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "ALTER ROLE helpdesk CREATEROLE" >/dev/null
   "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='helpdesk'" | grep -q 1 \
     || "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE helpdesk OWNER helpdesk"
+  # The view the benchmarks read statement counts from (docs/benchmarks.md), when the library is loaded.
+  case "$(pg_opts)" in *pg_stat_statements*)
+    "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d helpdesk -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null ;;
+  esac
   log "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') ready"
 }
 
@@ -221,7 +234,7 @@ pg_restart() {  # chaos tests: every connection is cut
   [ -n "${DATABASE_URL:-}" ] && { log "DATABASE_URL is set: not restarting an external server"; exit 1; }
   [ -f "$PG_DIR/postmaster.pid" ] || { log "no PostgreSQL started by this state dir ($STATE) runs"; exit 1; }
   as_postgres "$(pg_bin)/pg_ctl" -D "$PG_DIR" -m immediate -w -t 60 restart \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c max_connections=300" \
+    -o "$(pg_opts)" \
     >/dev/null 2>&1 || dump_log_and_fail "PostgreSQL restart" "$LOGS/postgres.log"
   record_owner postgres "$(pg_pid)" "127.0.0.1:$PG_PORT"
   log "PostgreSQL restarted"

@@ -9,9 +9,11 @@ touching follow-up scheduling. It publishes nothing and arms no timer.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -112,7 +114,9 @@ class Recovery:
         closed `within` return window (domain/recovery.py, `recovery_report`)."""
         at = at or self.clock()
         cases, returns = await self.store.report_facts(conn, at - since)
-        return recovery_report(cases, returns, now=at, since=since, within=within)
+        # In a thread: over months of cases it takes a while, and the event loop must keep serving
+        # the consumers and /livez meanwhile.
+        return await asyncio.to_thread(partial(recovery_report, cases, returns, now=at, since=since, within=within))
 
     async def refresh_gauges(self, conn: asyncpg.Connection) -> None:
         """Sets the recovery gauges from the read model over GAUGE_SINCE / GAUGE_WITHIN."""

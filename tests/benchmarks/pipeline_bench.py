@@ -1,5 +1,7 @@
-"""Pipeline benchmark: complaints through the four services (real processes) vs the raw aiokafka
-pass-through baseline on the same topics; latency at a fixed rate; intake scaling with instances.
+"""Pipeline benchmark: complaints through the four services (real processes) vs two pass-through
+baselines on the same topics (raw aiokafka, and like-for-like: the services' parsers and models,
+the same records; tests/benchmarks/passthrough.py); records and bytes per complaint on each output
+topic; latency at a fixed rate; intake scaling with instances.
 
 Times come from Kafka record timestamps (CreateTime, set by each producer on one machine clock):
 a complaint's publish time, and the time its `complaint.classified`, compensation decision and
@@ -24,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.simulator import CrmSimulator, Mix
 from shared import kafka
-from shared.events import CLASSIFIED, COMPENSATION, COMPLAINTS, SLA
+from shared.events import CLASSIFIED, COMPENSATION, COMPLAINTS, FOLLOWUPS, SLA
 from shared.settings import Settings
 from tests.benchmarks.common import ROOT, RunSpace, median, percentile
 from tests.support.processes import ServiceProcess
@@ -50,11 +52,15 @@ def complaints(count: int, tag: str, seed: int = 11) -> list[dict[str, Any]]:
 
 # ---------- what ran: services or the baseline ----------
 class Fleet:
-    """The processes of one phase: the four services, or the four pass-through roles."""
+    """The processes of one phase: the four services (`kind="services"`), or the four pass-through
+    roles: `"baseline"` (raw) or `"like_for_like"` (the services' parsers and models, `records[role]`
+    records produced per input; tests/benchmarks/passthrough.py)."""
 
-    def __init__(self, kind: str, env: dict[str, str], log_dir: Path, counts: dict[str, int] | None = None) -> None:
+    def __init__(self, kind: str, env: dict[str, str], log_dir: Path, counts: dict[str, int] | None = None,
+                 records: dict[str, int] | None = None) -> None:
         self.kind, self.env, self.log_dir = kind, env, log_dir
         self.counts = counts or {name: 1 for name in SERVICES}
+        self.records = records or {}
         self.services: list[ServiceProcess] = []
         self.raw: list[tuple[str, subprocess.Popen[bytes], Path]] = []
 
@@ -68,8 +74,11 @@ class Fleet:
             await kafka.ensure_topics(Settings(**_settings_args(self.env)))
             for name, count in self.counts.items():
                 for i in range(count):
-                    log = self.log_dir / f"baseline-{name}-{i}.log"
-                    proc = subprocess.Popen([sys.executable, "-m", "tests.benchmarks.passthrough", name], cwd=ROOT,
+                    log = self.log_dir / f"{self.kind}-{name}-{i}.log"
+                    args = [name]
+                    if self.kind == "like_for_like":
+                        args += ["--like-for-like", "--records", str(self.records.get(name, 1))]
+                    proc = subprocess.Popen([sys.executable, "-m", "tests.benchmarks.passthrough", *args], cwd=ROOT,
                                             env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
                                             stdout=open(log, "ab"), stderr=subprocess.STDOUT)
                     self.raw.append((name, proc, log))
@@ -129,12 +138,16 @@ class Outputs:
 
 
 class OutputWatch:
-    """Reads the output topics from their start, noting when each case's outputs were produced."""
+    """Reads the output topics from their start, noting when each case's outputs were produced, and
+    counting every record and its value's bytes per topic (`tally`: topic without prefix →
+    [records, bytes])."""
 
     def __init__(self, bootstrap: str, prefix: str, classified_only: bool = False) -> None:
         self.bootstrap, self.prefix = bootstrap, prefix
-        self.topics = [prefix + CLASSIFIED] + ([] if classified_only else [prefix + COMPENSATION, prefix + SLA])
+        self.topics = [prefix + CLASSIFIED] + ([] if classified_only else
+                                               [prefix + COMPENSATION, prefix + SLA, prefix + FOLLOWUPS])
         self.outputs = Outputs()
+        self.tally: dict[str, list[int]] = {t[len(prefix):]: [0, 0] for t in self.topics}
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -156,7 +169,10 @@ class OutputWatch:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
             for tp, records in batches.items():
                 topic = tp.topic[len(self.prefix):]
+                tally = self.tally.setdefault(topic, [0, 0])
                 for r in records:
+                    tally[0] += 1
+                    tally[1] += len(r.value or b"")
                     try:
                         event = json.loads(r.value)
                     except ValueError:
@@ -244,18 +260,22 @@ class Phase:
 
     def __init__(self, space: RunSpace, kind: str, label: str, partitions: int, log_dir: Path,
                  counts: dict[str, int] | None = None, classified_only: bool = False,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, records: dict[str, int] | None = None) -> None:
         self.prefix = f"{space.prefix}{label}."
         self.env = {**space.service_env(partitions=partitions, prefix=self.prefix), **(env or {})}
         self.bootstrap = space.servers.kafka_bootstrap
-        self.fleet = Fleet(kind, self.env, log_dir, counts)
+        self.fleet = Fleet(kind, self.env, log_dir, counts, records)
         self.watch = OutputWatch(self.bootstrap, self.prefix, classified_only)
         self.classified_only = classified_only
         self.label = label
         self.runs = 0
 
     async def __aenter__(self) -> "Phase":
-        await self.fleet.start()
+        try:
+            await self.fleet.start()
+        except BaseException:
+            await self.fleet.stop()  # a process that never became healthy must not outlive the run
+            raise
         await self.watch.start()
         await self.throughput(60, timeout=120)  # warm-up: consumers joined, caches and pools filled
         return self
@@ -292,6 +312,25 @@ class Phase:
         c, d, s = lag(o.classified), lag(o.decided), lag(o.sla_started)
         return Latency(rate, len(cases), percentile(c, 50), percentile(c, 99), percentile(d, 50), percentile(d, 99),
                        percentile(s, 50), percentile(s, 99))
+
+
+class OutputCount:
+    """Records and bytes each output topic received between `start()` and `per_complaint()`."""
+
+    def __init__(self, watch: OutputWatch) -> None:
+        self.watch = watch
+        self.start = {t: list(v) for t, v in watch.tally.items()}
+
+    async def per_complaint(self, complaints: int, settle: float = 1.0) -> dict[str, dict[str, float]]:
+        """topic → {"records": records per complaint, "bytes": average value size}; waits `settle`
+        seconds first, for records produced after the last complaint was done (followups)."""
+        await asyncio.sleep(settle)
+        out = {}
+        for topic, (records, size) in self.watch.tally.items():
+            r0, b0 = self.start.get(topic, [0, 0])
+            n = records - r0
+            out[topic] = {"records": n / complaints, "bytes": (size - b0) / n if n else 0.0}
+        return out
 
 
 def log_dir() -> Path:
@@ -332,7 +371,7 @@ class CpuMeter:
             if p.proc is not None:
                 self.groups.setdefault(p.name, []).append(p.proc.pid)
         for role, proc, _ in fleet.raw:
-            self.groups.setdefault(f"baseline {role}", []).append(proc.pid)
+            self.groups.setdefault(f"{fleet.kind.replace('_', '-')} {role}", []).append(proc.pid)
         self.groups["kafka broker"] = _pids_matching(b"kafka.Kafka")
         self.groups["postgresql"] = _pids_matching(b"postgres")
         self.groups["harness (publisher, watcher)"] = [os.getpid()]

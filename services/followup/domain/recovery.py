@@ -379,7 +379,16 @@ def recovery_report(cases: Iterable[CaseFacts], returns: Iterable[Return], *, no
             continue
         population.append(c)
     population.sort(key=lambda c: c.case_id)
-    came_back = {c.case_id for c in population if returned_within(c, every_return, within)}
+    # Each case is compared with its own customer's returns and cases only: linear in the data, not
+    # quadratic (a year of cases is a million of them).
+    returns_of: dict[str, list[Return]] = {}
+    for r in every_return:
+        returns_of.setdefault(r.customer_id, []).append(r)
+    cases_of: dict[str, list[CaseFacts]] = {}
+    for c in everything:
+        if c.customer_id is not None:
+            cases_of.setdefault(c.customer_id, []).append(c)
+    came_back = {c.case_id for c in population if returned_within(c, returns_of.get(c.customer_id or "", ()), within)}
     costs: dict[tuple[str, str], Decimal] = {}
     for c in population:
         for currency, value in c.granted.items():
@@ -397,6 +406,6 @@ def recovery_report(cases: Iterable[CaseFacts], returns: Iterable[Return], *, no
         by_breach=_by(population, came_back, lambda c: "breached" if c.breached else "not breached"),
         by_first_contact=_by(population, came_back, lambda c: c.first_contact_bucket, BUCKET_ORDER),
         cost_per_retained=cost,
-        repeat_complaints=sum(complained_again(c, everything, within) for c in population),
+        repeat_complaints=sum(complained_again(c, cases_of.get(c.customer_id or "", ()), within) for c in population),
         repeat_contact_cases=sum(c.repeat_contacts > 0 for c in population),
     )
