@@ -1,6 +1,7 @@
 """`helpdesk`: the command line for admins and ops (`helpdesk --help`)."""
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -212,7 +213,9 @@ def simulate(
     simulate_cli.run(rate, duration, seed, drain, settings=_settings())
 
 
-UNREACHABLE_EXIT = 2  # a server the command needs did not answer (1: the command's own refusal)
+# A server the command needs did not answer or refused the connection. 2 is also what a usage error
+# (a bad option) exits with, as for every Click command; 1 is a command's own refusal.
+UNREACHABLE_EXIT = 2
 
 
 def unreachable(exc: BaseException) -> str | None:
@@ -236,14 +239,20 @@ def unreachable(exc: BaseException) -> str | None:
     for one in seen:
         if isinstance(one, KafkaConnectionError):
             return f"Kafka is unreachable at {settings.kafka_bootstrap_servers} ({type(one).__name__})"
-    for one in seen:
-        if isinstance(one, (asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
-                            asyncpg.TooManyConnectionsError, asyncpg.InvalidPasswordError,
-                            asyncpg.InvalidCatalogNameError, ConnectionError, TimeoutError, OSError)):
-            from urllib.parse import urlsplit
+    from urllib.parse import urlsplit
 
-            parts = urlsplit(settings.dsn())
-            where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+    parts = urlsplit(settings.dsn())
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+    for one in seen:
+        # PostgreSQL answered but refused the login or the database: its message names the role or
+        # the database, never the password.
+        if isinstance(one, (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError,
+                            asyncpg.InvalidCatalogNameError, asyncpg.TooManyConnectionsError,
+                            asyncpg.CannotConnectNowError)):
+            return f"PostgreSQL at {where} refused the connection ({type(one).__name__}: {one})"
+    for one in seen:
+        # Connection-level failures only: a local file error (an OSError too) is not an outage.
+        if isinstance(one, (asyncpg.ConnectionDoesNotExistError, ConnectionError, TimeoutError, socket.gaierror)):
             return (f"a server is unreachable ({type(one).__name__}: {one}); PostgreSQL is configured at {where}, "
                     f"Kafka at {settings.kafka_bootstrap_servers}")
     return None

@@ -82,6 +82,8 @@ def validate_file(file: Path, kind: str | None) -> bool:
     except (OSError, UnicodeDecodeError) as exc:
         _fail(f"{file}: cannot be read: {getattr(exc, 'strerror', None) or exc}")
         return False
+    if kind is None and examples_file(file, text):
+        return validate_examples(file)
     kind = kind or kind_from_name(file)
     if kind is None:
         try:
@@ -119,6 +121,26 @@ def validate_file(file: Path, kind: str | None) -> bool:
     advice = policy.load_warnings() if hasattr(policy, "load_warnings") else []
     for note in describe_notes(file, advice):  # valid, but likely not what was meant
         typer.secho(f"warning: {note}", fg=typer.colors.YELLOW)
+    return True
+
+
+def examples_file(file: Path, text: str) -> bool:
+    """Whether `file` is the learned classifier's training examples (`examples:` of category →
+    texts, e.g. config/classification_examples.yaml) rather than a policy."""
+    return file.stem.endswith("_examples") or text.lstrip().startswith("examples:")
+
+
+def validate_examples(file: Path) -> bool:
+    """Checks a training-examples file as `helpdesk classifier train` reads it; True when valid."""
+    from services.intake.classifier.training import TrainingDataError, read_examples
+
+    try:
+        examples = read_examples(file)
+    except TrainingDataError as exc:
+        _fail(str(exc))
+        return False
+    typer.echo(f"{file}: training examples for the learned classifier (not a policy): "
+               f"{len(examples.texts)} examples in {len(set(examples.labels))} categories, valid")
     return True
 
 

@@ -424,7 +424,9 @@ def render_sla(report: dict[str, Any], console: Console, show: int, csv_path: Pa
     if skipped:
         console.print(f"note: {skipped} unreadable records skipped (the services rejected them too)")
     table = Table(title="Breaches per clock and priority", title_justify="left",
-                  caption="actually: sla.breached (and sla.met late) on helpdesk.sla.v1", caption_justify="left")
+                  caption="first contact, update and resolution clocks (promises are the agents' own, not a policy's: "
+                          "not simulated); actually: sla.breached (and sla.met late) on helpdesk.sla.v1",
+                  caption_justify="left")
     for name in ("clock", "priority", "actually", "policy in force", "draft", "change"):
         table.add_column(name, justify="left" if name in ("clock", "priority") else "right")
     for row in report["breaches"]:

@@ -102,3 +102,14 @@ def test_every_form_the_message_lists_is_accepted():
     assert parse_duration(45).total_seconds() == 45  # "a bare number of seconds"
     for text in ("3bd", "3 business days", "1 business day"):
         assert parse_target(text).days >= 1
+
+
+def test_the_training_examples_beside_the_policies_are_checked_as_examples(tmp_path):
+    shipped = CliRunner().invoke(app, ["policy", "validate", str(ROOT / "config/classification.yaml"),
+                                       str(ROOT / "config/classification_examples.yaml")])
+    assert shipped.exit_code == 0, shipped.output
+    assert "training examples for the learned classifier (not a policy)" in shipped.output
+    broken = tmp_path / "classification_examples.yaml"
+    broken.write_text("examples:\n  billing: [\"\"]\n", encoding="utf-8")
+    refused = CliRunner().invoke(app, ["policy", "validate", str(broken)])
+    assert refused.exit_code == 1 and "examples.billing[0]: expected a non-empty text" in refused.output

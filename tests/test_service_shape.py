@@ -72,14 +72,17 @@ def test_handlers_are_subscribers_only(service: str) -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_service_layer_reaches_the_database_through_its_store(service: str) -> None:
-    source = (ROOT / "services" / service / "service.py").read_text(encoding="utf-8")
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        # a SQL statement written in the service layer: conn.execute / fetch / fetchrow / fetchval
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
-                "execute", "executemany", "fetch", "fetchrow", "fetchval", "copy_records_to_table"):
-            pytest.fail(f"services/{service}/service.py line {node.lineno} runs SQL itself; that is store.py's job")
+def test_only_the_stores_run_sql(service: str) -> None:
+    """service.py and any other module of the service (followup's recovery.py, compensation's
+    explain.py, ...) reach the database through a store (`store.py`, `*_store.py`)."""
+    for path in sorted((ROOT / "services" / service).rglob("*.py")):
+        if path.name == "store.py" or path.name.endswith("_store.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            # a SQL statement written outside a store: conn.execute / fetch / fetchrow / fetchval
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
+                    "execute", "executemany", "fetch", "fetchrow", "fetchval", "copy_records_to_table"):
+                pytest.fail(f"{path.relative_to(ROOT)} line {node.lineno} runs SQL itself; that is a store's job")
 
 
 @pytest.mark.parametrize("service", SERVICES)
