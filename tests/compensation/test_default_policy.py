@@ -98,3 +98,15 @@ def test_order_in_euros_is_priced_and_limited_in_euros(default_policy):
     assert decision.currency == "EUR"
     # 60 days × 0.5 USD × 0.92 = 27.6 EUR, an exact Decimal in cents (Decimal("27.60") != the float 27.6)
     assert decision.value == Decimal("27.60")
+
+
+def test_a_loyal_customer_on_the_fallback_gets_one_handwritten_note_not_two(default_policy):
+    decision = decide(complaint(category="other", loyalty="loyal"), default_policy, "v1")
+    assert decision.rule_id == "apology_and_gift" and "loyal_customer_note" in decision.extras
+    assert kinds(decision).count("personal_note") == 1
+    assert kinds(decision) == ["personal_note", "gift"]
+    assert any("loyal_customer_note: its personal_note is offered already, not twice" in line
+               for line in decision.explanation)
+    # a rule without a note still gets the loyal customers' note
+    coupon = decide(complaint(category="confusing_process", loyalty="vip"), default_policy, "v1")
+    assert kinds(coupon) == ["coupon", "free_shipping", "personal_note"]

@@ -116,7 +116,16 @@ def decide(complaint: ComplaintClassified, policy: CompensationPolicy, policy_ve
         return draft.finish("none", None, [], None, policy_version)
     extras = _select_extras(complaint, policy, facts, draft, second_grant)
     offers = [price(o, draft.terms, policy, rule.id) for o in rule.offers]
-    offers += [price(o, draft.terms, policy, e.id) for e in extras for o in e.offers]
+    given = [o.model_dump() for o in rule.offers]
+    for extra in extras:
+        for offer in extra.offers:
+            # The same offer twice (a handwritten note from the fallback and one from the loyal
+            # customers' extra) is one offer: the customer gets one note, not two.
+            if offer.model_dump() in given:
+                draft.lines.append(f"extra {extra.id}: its {offer.kind} is offered already, not twice")
+                continue
+            given.append(offer.model_dump())
+            offers.append(price(offer, draft.terms, policy, extra.id))
     return _settle(rule, offers, tuple(e.id for e in extras), policy, policy_version, facts, draft)
 
 
