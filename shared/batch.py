@@ -121,4 +121,8 @@ class Batch:
         for step in self._steps:
             await step()
         rows, self._rows = self._rows, []
+        await self._write_outbox(rows)
+
+    async def _write_outbox(self, rows: list[Row]) -> None:
+        """Writes the batch's outbox rows in one INSERT (a test double writes them elsewhere)."""
         await insert_rows(self.conn, self.schema, rows)

@@ -49,34 +49,28 @@ class MemoryFollowupStore:
         and resolved_at stay); returns the row as it was before, None for a new case."""
         self.calls["upsert_case"] += 1
         before = await self.case_for_update(conn, event.case_id)
+        self._upsert(event)
+        return before
+
+    def _upsert(self, event: ComplaintClassified) -> None:
+        """The row change of one upsert (shared by upsert_case and upsert_cases)."""
+        row = self.cases.get(event.case_id)
         received_at = event.received_at or event.occurred_at
         fields = {
             "customer_id": event.customer_id, "category": event.category, "temperament": event.temperament,
             "loyalty": event.loyalty, "timezone": event.customer_timezone or "UTC", "updated_at": self.clock(),
         }
-        if before is None:
+        if row is None:
             self.cases[event.case_id] = {"case_id": event.case_id, **fields, "received_at": received_at,
                                          "status": "open", "resolved_at": None}
         else:
-            row = self.cases[event.case_id]
             row.update(fields, received_at=max(row["received_at"], received_at))
-        return before
 
     async def upsert_cases(self, conn: Any, events: Sequence[ComplaintClassified]) -> None:
         """`upsert_case` for each, in order (what the real one statement amounts to)."""
         self.calls["upsert_cases"] += 1
         for event in events:
-            before = self.cases.get(event.case_id)
-            received_at = event.received_at or event.occurred_at
-            fields = {
-                "customer_id": event.customer_id, "category": event.category, "temperament": event.temperament,
-                "loyalty": event.loyalty, "timezone": event.customer_timezone or "UTC", "updated_at": self.clock(),
-            }
-            if before is None:
-                self.cases[event.case_id] = {"case_id": event.case_id, **fields, "received_at": received_at,
-                                             "status": "open", "resolved_at": None}
-            else:
-                before.update(fields, received_at=max(before["received_at"], received_at))
+            self._upsert(event)
 
     async def cases_for_update(self, conn: Any, case_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """{case_id: a copy of its row} of the known cases among `case_ids`."""

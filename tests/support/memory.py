@@ -21,6 +21,7 @@ import asyncpg
 from shared import db, timers
 from shared.batch import Batch
 from shared.locks import AdvisoryLocks
+from shared.outbox import Row
 from shared.policy import LoadedPolicy
 from shared.settings import Settings
 
@@ -56,13 +57,7 @@ class MemoryBatch(Batch):
         self.cancelled.extend(keys)
         return existed
 
-    async def commit(self) -> None:
-        if self._committed:
-            raise RuntimeError("this batch was committed already")
-        self._committed = True
-        for step in self._steps:
-            await step()
-        rows, self._rows = self._rows, []
+    async def _write_outbox(self, rows: list[Row]) -> None:
         for topic, key, payload in rows:
             self.world.published.append((topic, None if key is None else key.decode(), json.loads(payload)))
 
